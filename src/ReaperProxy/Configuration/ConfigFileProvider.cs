@@ -1,0 +1,121 @@
+using System.Security.Cryptography;
+
+namespace ReaperProxy.Configuration;
+
+/// <summary>Loads, validates and watches the <c>--config</c> file. See <see cref="ConfigFileSource"/>.</summary>
+public sealed class ConfigFileProvider : ConfigurationProvider, IDisposable
+{
+    private readonly ConfigFileSource _source;
+    private readonly Lock _gate = new();
+    private Timer? _poll;
+    private byte[]? _lastHash;
+
+    /// <summary>Creates the provider; <see cref="Load"/> reads the file.</summary>
+    public ConfigFileProvider(ConfigFileSource source) => _source = source;
+
+    /// <summary>Problems found by the first load; the host reports them and exits.</summary>
+    public IReadOnlyList<ConfigError> LoadErrors { get; private set; } = [];
+
+    /// <summary>Reads the file for the first time and starts watching it.</summary>
+    public override void Load()
+    {
+        lock (_gate)
+        {
+            var (data, hash, errors) = ReadAndValidate(_source.Path);
+            LoadErrors = errors;
+            _lastHash = hash;
+            Data = data ?? new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+            _source.Reporter.Register(this);
+            _poll ??= new Timer(_ => Poll(), null, _source.PollInterval, _source.PollInterval);
+        }
+    }
+
+    /// <summary>Checks the file now (the timer calls this; tests may too).</summary>
+    public void Poll()
+    {
+        lock (_gate)
+        {
+            byte[] bytes;
+            try
+            {
+                bytes = File.ReadAllBytes(_source.Path);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Mid-replace or briefly missing: try again at the next poll; the old data keeps serving.
+                return;
+            }
+
+            var hash = SHA256.HashData(bytes);
+            if (_lastHash is not null && hash.AsSpan().SequenceEqual(_lastHash))
+            {
+                return;
+            }
+
+            _lastHash = hash;
+            var (data, errors) = Parse(_source.Path, bytes);
+            if (data is null || errors.Count > 0)
+            {
+                _source.Reporter.Rejected(_source.Path, errors);
+                return;
+            }
+
+            Data = data;
+            _source.Reporter.Applied(_source.Path);
+        }
+
+        OnReload();
+    }
+
+    /// <summary>Stops watching.</summary>
+    public void Dispose() => _poll?.Dispose();
+
+    /// <summary>Parses and validates a file on its own, as <c>--check-config</c> and reloads do.</summary>
+    internal static (Dictionary<string, string?>? Data, byte[]? Hash, IReadOnlyList<ConfigError> Errors) ReadAndValidate(string path)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (FileNotFoundException)
+        {
+            return (null, null, [new(string.Empty, "file not found")]);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return (null, null, [new(string.Empty, "file not found (the directory does not exist)")]);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return (null, null, [new(string.Empty, $"cannot read the file: {ex.Message}")]);
+        }
+
+        var (data, errors) = Parse(path, bytes);
+        return (data, SHA256.HashData(bytes), errors);
+    }
+
+    private static (Dictionary<string, string?>? Data, IReadOnlyList<ConfigError> Errors) Parse(string path, byte[] bytes)
+    {
+        Dictionary<string, string?> data;
+        try
+        {
+            var root = new ConfigurationBuilder().AddJsonStream(new MemoryStream(bytes)).Build();
+            data = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+            foreach (var pair in root.AsEnumerable())
+            {
+                data[pair.Key] = pair.Value;
+            }
+        }
+        catch (Exception ex) when (ex is FormatException or System.Text.Json.JsonException or InvalidOperationException)
+        {
+            var detail = ex.InnerException?.Message ?? ex.Message;
+            return (null, [new(string.Empty, $"invalid JSON: {detail}")]);
+        }
+
+        // Validate the file as it would be seen over the built-in defaults.
+        var candidate = new ConfigurationBuilder().AddInMemoryCollection(data).Build();
+        ReaperSettingsReader.Read(candidate, out var errors);
+        return (data, errors);
+    }
+}

@@ -1,0 +1,101 @@
+namespace ReaperProxy.Configuration;
+
+/// <summary>
+/// One validated snapshot of the <c>Reaper</c> section plus the routes' policy choices. A reload
+/// publishes a new snapshot; live connections re-resolve their policy from it at their next tick.
+/// </summary>
+public sealed class ReaperSettings
+{
+    /// <summary>The default admin listener.</summary>
+    public const string DefaultAdminUrls = "http://127.0.0.1:9464";
+
+    /// <summary>The route metadata key that names a policy.</summary>
+    public const string PolicyMetadataKey = "ReaperPolicy";
+
+    /// <summary>Snapshot used before any configuration is read.</summary>
+    public static ReaperSettings Empty { get; } = new(
+        DefaultAdminUrls,
+        HeartbeatPolicy.Default,
+        new Dictionary<string, HeartbeatPolicy>(StringComparer.OrdinalIgnoreCase),
+        new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase),
+        LogFormat.Simple);
+
+    /// <summary>Creates a snapshot.</summary>
+    public ReaperSettings(
+        string adminUrls,
+        HeartbeatPolicy defaultPolicy,
+        IReadOnlyDictionary<string, HeartbeatPolicy> policies,
+        IReadOnlyDictionary<string, string?> routePolicies,
+        LogFormat logFormat)
+    {
+        AdminUrls = adminUrls;
+        DefaultPolicy = defaultPolicy;
+        Policies = policies;
+        RoutePolicies = routePolicies;
+        LogFormat = logFormat;
+    }
+
+    /// <summary><c>Reaper:AdminUrls</c>: the admin listener(s), <c>;</c>-separated.</summary>
+    public string AdminUrls { get; }
+
+    /// <summary><c>Reaper:Heartbeat</c> resolved over the built-in defaults.</summary>
+    public HeartbeatPolicy DefaultPolicy { get; }
+
+    /// <summary><c>Reaper:Policies</c>, each resolved over <see cref="DefaultPolicy"/>.</summary>
+    public IReadOnlyDictionary<string, HeartbeatPolicy> Policies { get; }
+
+    /// <summary>Route id → the policy name in its <c>Metadata:ReaperPolicy</c> (null: the default).</summary>
+    public IReadOnlyDictionary<string, string?> RoutePolicies { get; }
+
+    /// <summary><c>Reaper:LogFormat</c>: console log format.</summary>
+    public LogFormat LogFormat { get; }
+
+    /// <summary>The effective policy of a route by its id; the default for unknown routes.</summary>
+    public HeartbeatPolicy PolicyForRoute(string? routeId)
+    {
+        if (routeId is not null && RoutePolicies.TryGetValue(routeId, out var name) && name is not null
+            && Policies.TryGetValue(name, out var policy))
+        {
+            return policy;
+        }
+
+        return DefaultPolicy;
+    }
+
+    /// <summary>The effective policy for a policy name from route metadata (null or unknown: the default).</summary>
+    public HeartbeatPolicy PolicyNamed(string? name) =>
+        name is not null && Policies.TryGetValue(name, out var policy) ? policy : DefaultPolicy;
+
+    /// <summary>The smallest interval any policy uses; the shared heartbeat tick follows it.</summary>
+    public TimeSpan SmallestInterval()
+    {
+        var smallest = Smallest(DefaultPolicy);
+        foreach (var policy in Policies.Values)
+        {
+            var s = Smallest(policy);
+            if (s < smallest)
+            {
+                smallest = s;
+            }
+        }
+
+        return smallest;
+
+        static TimeSpan Smallest(HeartbeatPolicy p)
+        {
+            var s = p.PingInterval < p.PongTimeout ? p.PingInterval : p.PongTimeout;
+            s = p.CloseTimeout < s ? p.CloseTimeout : s;
+            return p.IdleTimeout is { } idle && idle < s ? idle : s;
+        }
+    }
+}
+
+/// <summary>Console log output format.</summary>
+public enum LogFormat
+{
+    /// <summary>One human-readable line per event.</summary>
+    Simple,
+
+    /// <summary>One JSON object per line, for log pipelines.</summary>
+    Json,
+}

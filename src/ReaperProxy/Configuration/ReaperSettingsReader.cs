@@ -1,0 +1,214 @@
+namespace ReaperProxy.Configuration;
+
+/// <summary>
+/// Reads and validates the <c>Reaper</c> section and the parts of YARP's <c>ReverseProxy</c> section the
+/// reaper depends on. Collects every problem (never stops at the first), each naming its key path.
+/// </summary>
+public static class ReaperSettingsReader
+{
+    /// <summary>The root section of the reaper's own settings.</summary>
+    public const string SectionName = "Reaper";
+
+    private static readonly string[] s_reaperKeys = ["AdminUrls", "ConfigFile", "Heartbeat", "Policies", "LogFormat"];
+    private static readonly string[] s_policyKeys = ["Mode", "Legs", "PingInterval", "PongTimeout", "CloseTimeout", "IdleTimeout"];
+
+    /// <summary>Reads a snapshot; <paramref name="errors"/> is empty exactly when the result is usable.</summary>
+    public static ReaperSettings Read(IConfiguration configuration, out IReadOnlyList<ConfigError> errors)
+    {
+        var problems = new List<ConfigError>();
+        var reaper = configuration.GetSection(SectionName);
+
+        foreach (var child in reaper.GetChildren())
+        {
+            if (!s_reaperKeys.Contains(child.Key, StringComparer.OrdinalIgnoreCase))
+            {
+                problems.Add(new(child.Path, $"unknown setting '{child.Key}' (known: {string.Join(", ", s_reaperKeys)})"));
+            }
+        }
+
+        var adminUrls = reaper["AdminUrls"];
+        if (adminUrls is not null)
+        {
+            ValidateUrls(adminUrls, $"{SectionName}:AdminUrls", problems);
+        }
+
+        var logFormat = LogFormat.Simple;
+        if (reaper["LogFormat"] is { Length: > 0 } format)
+        {
+            logFormat = ParseEnum<LogFormat>(format, $"{SectionName}:LogFormat", problems) ?? LogFormat.Simple;
+        }
+
+        var defaultPolicy = ReadPolicy(reaper.GetSection("Heartbeat"), HeartbeatPolicy.Default, name: null, problems);
+
+        var policies = new Dictionary<string, HeartbeatPolicy>(StringComparer.OrdinalIgnoreCase);
+        foreach (var section in reaper.GetSection("Policies").GetChildren())
+        {
+            policies[section.Key] = ReadPolicy(section, defaultPolicy, section.Key, problems);
+        }
+
+        var routePolicies = ValidateProxySection(configuration.GetSection("ReverseProxy"), policies, problems);
+
+        errors = problems;
+        return new ReaperSettings(
+            string.IsNullOrWhiteSpace(adminUrls) ? ReaperSettings.DefaultAdminUrls : adminUrls,
+            defaultPolicy,
+            policies,
+            routePolicies,
+            logFormat);
+    }
+
+    private static HeartbeatPolicy ReadPolicy(IConfigurationSection section, HeartbeatPolicy parent, string? name, List<ConfigError> problems)
+    {
+        foreach (var child in section.GetChildren())
+        {
+            if (!s_policyKeys.Contains(child.Key, StringComparer.OrdinalIgnoreCase))
+            {
+                problems.Add(new(child.Path, $"unknown setting '{child.Key}' (known: {string.Join(", ", s_policyKeys)})"));
+            }
+        }
+
+        var policy = parent with { Name = name };
+        if (section["Mode"] is { } mode)
+        {
+            policy = policy with { Mode = ParseEnum<HeartbeatMode>(mode, $"{section.Path}:Mode", problems) ?? policy.Mode };
+        }
+
+        if (section["Legs"] is { } legs)
+        {
+            policy = policy with { Legs = ParseEnum<HeartbeatLegs>(legs, $"{section.Path}:Legs", problems) ?? policy.Legs };
+        }
+
+        policy = policy with
+        {
+            PingInterval = ReadDuration(section, "PingInterval", policy.PingInterval, problems),
+            PongTimeout = ReadDuration(section, "PongTimeout", policy.PongTimeout, problems),
+            CloseTimeout = ReadDuration(section, "CloseTimeout", policy.CloseTimeout, problems),
+        };
+
+        var idle = section.GetSection("IdleTimeout");
+        if (idle.Exists() || idle.Value is not null)
+        {
+            var text = idle.Value?.Trim();
+            if (string.IsNullOrEmpty(text) || text.Equals("off", StringComparison.OrdinalIgnoreCase) ||
+                text.Equals("null", StringComparison.OrdinalIgnoreCase) || text.Equals("none", StringComparison.OrdinalIgnoreCase))
+            {
+                policy = policy with { IdleTimeout = null };
+            }
+            else if (Duration.TryParse(text, out var value, out var error))
+            {
+                policy = policy with { IdleTimeout = value };
+            }
+            else
+            {
+                problems.Add(new(idle.Path, error + " (or null/\"off\" for no idle timeout)"));
+            }
+        }
+
+        return policy;
+    }
+
+    private static TimeSpan ReadDuration(IConfigurationSection section, string key, TimeSpan inherited, List<ConfigError> problems)
+    {
+        var value = section[key];
+        if (value is null)
+        {
+            return inherited;
+        }
+
+        if (Duration.TryParse(value, out var parsed, out var error))
+        {
+            return parsed;
+        }
+
+        problems.Add(new($"{section.Path}:{key}", error!));
+        return inherited;
+    }
+
+    private static T? ParseEnum<T>(string text, string path, List<ConfigError> problems)
+        where T : struct, Enum
+    {
+        var trimmed = text.Trim();
+        if (trimmed.Length > 0 && !char.IsDigit(trimmed[0]) && trimmed[0] != '-' &&
+            Enum.TryParse<T>(trimmed, ignoreCase: true, out var value) && Enum.IsDefined(value))
+        {
+            return value;
+        }
+
+        problems.Add(new(path, $"'{text}' is not one of {string.Join(", ", Enum.GetNames<T>())}"));
+        return null;
+    }
+
+    private static void ValidateUrls(string urls, string path, List<ConfigError> problems)
+    {
+        foreach (var url in urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            // Kestrel accepts wildcard hosts (http://*:9464, http://+:9464) that Uri does not.
+            var probe = url.Replace("://*", "://wildcard", StringComparison.Ordinal).Replace("://+", "://wildcard", StringComparison.Ordinal);
+            if (!Uri.TryCreate(probe, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+            {
+                problems.Add(new(path, $"'{url}' is not an http:// or https:// URL (e.g. 'http://127.0.0.1:9464')"));
+            }
+        }
+    }
+
+    private static Dictionary<string, string?> ValidateProxySection(
+        IConfigurationSection proxy,
+        Dictionary<string, HeartbeatPolicy> policies,
+        List<ConfigError> problems)
+    {
+        var clusters = proxy.GetSection("Clusters").GetChildren().ToList();
+        var clusterIds = new HashSet<string>(clusters.Select(c => c.Key), StringComparer.OrdinalIgnoreCase);
+        var routePolicies = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+
+        foreach (var route in proxy.GetSection("Routes").GetChildren())
+        {
+            var clusterId = route["ClusterId"];
+            if (string.IsNullOrWhiteSpace(clusterId))
+            {
+                problems.Add(new($"{route.Path}:ClusterId", "route has no cluster; set ClusterId to one of the clusters under ReverseProxy:Clusters" + Known(clusterIds)));
+            }
+            else if (!clusterIds.Contains(clusterId))
+            {
+                problems.Add(new($"{route.Path}:ClusterId", $"unknown cluster '{clusterId}'" + Known(clusterIds)));
+            }
+
+            var match = route.GetSection("Match");
+            if (!match.Exists())
+            {
+                problems.Add(new($"{route.Path}:Match", "route has no Match; set Match:Path (e.g. \"/chat/{**rest}\") or Match:Hosts"));
+            }
+
+            var policyName = route[$"Metadata:{ReaperSettings.PolicyMetadataKey}"];
+            if (policyName is not null && !policies.ContainsKey(policyName))
+            {
+                problems.Add(new($"{route.Path}:Metadata:{ReaperSettings.PolicyMetadataKey}",
+                    $"unknown policy '{policyName}'" + (policies.Count == 0
+                        ? "; no policies are defined under Reaper:Policies"
+                        : $" (defined under Reaper:Policies: {string.Join(", ", policies.Keys.Order(StringComparer.Ordinal))})")));
+            }
+
+            routePolicies[route.Key] = string.IsNullOrEmpty(policyName) ? null : policyName;
+        }
+
+        foreach (var cluster in clusters)
+        {
+            foreach (var destination in cluster.GetSection("Destinations").GetChildren())
+            {
+                var address = destination["Address"];
+                if (string.IsNullOrWhiteSpace(address))
+                {
+                    problems.Add(new($"{destination.Path}:Address", "destination has no Address (e.g. \"http://127.0.0.1:5001/\")"));
+                }
+                else if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+                {
+                    problems.Add(new($"{destination.Path}:Address", $"'{address}' is not an absolute http:// or https:// URL"));
+                }
+            }
+        }
+
+        return routePolicies;
+
+        static string Known(HashSet<string> ids) =>
+            ids.Count == 0 ? " (none are defined)" : $" (defined: {string.Join(", ", ids.Order(StringComparer.Ordinal))})";
+    }
+}

@@ -1,0 +1,308 @@
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.Extensions.Configuration.CommandLine;
+using Microsoft.Extensions.Configuration.EnvironmentVariables;
+using Microsoft.Extensions.Configuration.Json;
+using ReaperProxy.Admin;
+using ReaperProxy.Configuration;
+using Yarp.ReverseProxy.Configuration;
+
+namespace ReaperProxy.Hosting;
+
+/// <summary>
+/// The ReaperProxy process: the public proxy (YARP) and the admin listener, built from one command
+/// line and one configuration. Used by <c>Program</c> and, in-process, by the functional tests.
+/// </summary>
+public sealed class ReaperHost : IAsyncDisposable
+{
+    /// <summary>The public listener when nothing else is configured.</summary>
+    public const string DefaultUrls = "http://127.0.0.1:8080";
+
+    private ReaperHost(WebApplication proxy, WebApplication admin, ReaperSettings settings)
+    {
+        Proxy = proxy;
+        Admin = admin;
+        Settings = settings;
+    }
+
+    /// <summary>The public proxy application.</summary>
+    public WebApplication Proxy { get; }
+
+    /// <summary>The admin application.</summary>
+    public WebApplication Admin { get; }
+
+    /// <summary>The settings the host started with.</summary>
+    public ReaperSettings Settings { get; }
+
+    /// <summary>The bound public addresses (after <see cref="StartAsync"/>).</summary>
+    public IReadOnlyList<string> ProxyAddresses => Addresses(Proxy);
+
+    /// <summary>The bound admin addresses (after <see cref="StartAsync"/>).</summary>
+    public IReadOnlyList<string> AdminAddresses => Addresses(Admin);
+
+    /// <summary>
+    /// Builds the host. Returns null with every configuration problem, each naming where it comes
+    /// from ("file: key path: what is wrong"), when the configuration is not usable.
+    /// </summary>
+    /// <param name="commandLine">The parsed command line.</param>
+    /// <param name="errors">The problems, formatted for the user, when the result is null.</param>
+    /// <param name="configure">A hook for tests (e.g. a <see cref="TimeProvider"/>).</param>
+    public static ReaperHost? Create(CommandLine commandLine, out IReadOnlyList<string> errors, Action<WebApplicationBuilder>? configure = null)
+    {
+        var proxy = BuildProxy(commandLine, out errors, configure);
+        if (proxy is null)
+        {
+            return null;
+        }
+
+        var settings = proxy.Services.GetRequiredService<ReaperSettingsMonitor>().Current;
+        var admin = AdminApplication.Build(proxy, settings.AdminUrls);
+        return new ReaperHost(proxy, admin, settings);
+    }
+
+    /// <summary>
+    /// Validates <paramref name="file"/> as <c>--check-config</c> does and describes each route's policy.
+    /// </summary>
+    public static bool Check(string file, TextWriter output, TextWriter error)
+    {
+        var proxy = BuildProxy(new CommandLine { ConfigFile = file }, out var errors, configure: null);
+        if (proxy is null)
+        {
+            foreach (var e in errors)
+            {
+                error.WriteLine("error: " + e);
+            }
+
+            error.WriteLine($"{file}: {errors.Count} problem(s); the configuration is not valid.");
+            return false;
+        }
+
+        var settings = proxy.Services.GetRequiredService<ReaperSettingsMonitor>().Current;
+        var routes = proxy.Services.GetRequiredService<IProxyConfigProvider>().GetConfig().Routes;
+        output.WriteLine($"{file}: configuration is valid.");
+        output.WriteLine($"default policy (Reaper:Heartbeat): {settings.DefaultPolicy.Describe()}");
+        if (routes.Count == 0)
+        {
+            output.WriteLine("no routes are configured (ReverseProxy:Routes is empty).");
+        }
+
+        foreach (var route in routes.OrderBy(r => r.RouteId, StringComparer.Ordinal))
+        {
+            var policyName = route.Metadata?.GetValueOrDefault(ReaperSettings.PolicyMetadataKey);
+            var policy = settings.PolicyNamed(policyName);
+            output.WriteLine($"route {route.RouteId} -> cluster {route.ClusterId}, policy {policyName ?? "(default)"}: {policy.Describe()}");
+        }
+
+        return true;
+    }
+
+    /// <summary>Starts the admin listener, then the proxy; throws when a listener cannot bind.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        await Admin.StartAsync(cancellationToken);
+        await Proxy.StartAsync(cancellationToken);
+        Proxy.Services.GetRequiredService<ReadinessState>().MarkReady();
+    }
+
+    /// <summary>Runs until the proxy is asked to stop (Ctrl-C, SIGTERM), then stops the admin listener.</summary>
+    public async Task WaitForShutdownAsync()
+    {
+        await Proxy.WaitForShutdownAsync();
+        await Admin.StopAsync();
+    }
+
+    /// <summary>Stops the proxy, then the admin listener.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        await Proxy.StopAsync(cancellationToken);
+        await Admin.StopAsync(cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        await Proxy.DisposeAsync();
+        await Admin.DisposeAsync();
+    }
+
+    private static WebApplication? BuildProxy(CommandLine commandLine, out IReadOnlyList<string> errors, Action<WebApplicationBuilder>? configure)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = [],
+            ApplicationName = typeof(ReaperHost).Assembly.GetName().Name,
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+
+        var configFile = commandLine.ConfigFile ?? builder.Configuration[$"{ReaperSettingsReader.SectionName}:ConfigFile"];
+        var reporter = new ConfigReloadReporter();
+        if (!string.IsNullOrWhiteSpace(configFile))
+        {
+            var (_, _, fileErrors) = ConfigFileProvider.ReadAndValidate(configFile);
+            if (fileErrors.Count > 0)
+            {
+                errors = fileErrors.Select(e => $"{configFile}: {e}").ToList();
+                return null;
+            }
+
+            // Over appsettings.json, under environment variables and the command line.
+            var sources = builder.Configuration.Sources;
+            var index = sources.Count;
+            for (var i = 0; i < sources.Count; i++)
+            {
+                if (sources[i] is EnvironmentVariablesConfigurationSource or CommandLineConfigurationSource)
+                {
+                    index = i;
+                    break;
+                }
+            }
+
+            sources.Insert(index, new ConfigFileSource(configFile, reporter));
+        }
+
+        var overrides = new Dictionary<string, string?>();
+        if (commandLine.Urls is not null)
+        {
+            overrides[WebHostDefaults.ServerUrlsKey] = commandLine.Urls;
+        }
+
+        if (commandLine.AdminUrls is not null)
+        {
+            overrides[$"{ReaperSettingsReader.SectionName}:AdminUrls"] = commandLine.AdminUrls;
+        }
+
+        builder.Configuration.AddInMemoryCollection(overrides);
+
+        var settings = ReaperSettingsReader.Read(builder.Configuration, out var settingsErrors);
+        if (settingsErrors.Count > 0)
+        {
+            errors = settingsErrors.Select(e => $"{SourceOf(builder.Configuration, e.Path, configFile)}: {e}").ToList();
+            return null;
+        }
+
+        if (builder.Configuration[WebHostDefaults.ServerUrlsKey] is null && !builder.Configuration.GetSection("Kestrel:Endpoints").Exists())
+        {
+            builder.WebHost.UseUrls(DefaultUrls);
+        }
+
+        // A proxy needs no persistent key ring (it would be written to a home directory that containers
+        // often mount read-only); YARP's session-affinity cookies are protected with in-memory keys.
+        builder.Services.AddDataProtection().UseEphemeralDataProtectionProvider();
+
+        ConfigureLogging(builder, settings.LogFormat);
+        builder.Services.AddSingleton(reporter);
+        builder.Services.AddReaperProxy();
+        builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"));
+        configure?.Invoke(builder);
+
+        var app = builder.Build();
+        reporter.Attach(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ReaperProxy.Configuration"));
+
+        var proxyErrors = ValidateProxyConfig(app.Services);
+        if (proxyErrors.Count > 0)
+        {
+            errors = proxyErrors.Select(e => $"{SourceOf(builder.Configuration, e.Path, configFile)}: {e}").ToList();
+            return null;
+        }
+
+        app.MapReaperProxy();
+        errors = [];
+        return app;
+    }
+
+    private static void ConfigureLogging(WebApplicationBuilder builder, LogFormat format)
+    {
+        builder.Logging.ClearProviders();
+        if (format == LogFormat.Json)
+        {
+            builder.Logging.AddJsonConsole(o =>
+            {
+                o.IncludeScopes = false;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+                o.UseUtcTimestamp = true;
+            });
+        }
+        else
+        {
+            builder.Logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss.fff ";
+            });
+        }
+    }
+
+    // YARP's own parser and validator, so routes YARP would refuse at start are reported the same way.
+    private static List<ConfigError> ValidateProxyConfig(IServiceProvider services)
+    {
+        var problems = new List<ConfigError>();
+        IProxyConfig config;
+        try
+        {
+            config = services.GetRequiredService<IProxyConfigProvider>().GetConfig();
+        }
+        catch (Exception ex)
+        {
+            problems.Add(new("ReverseProxy", ex.InnerException is null ? ex.Message : $"{ex.Message} {ex.InnerException.Message}"));
+            return problems;
+        }
+
+        var validator = services.GetRequiredService<IConfigValidator>();
+        foreach (var route in config.Routes)
+        {
+            foreach (var ex in validator.ValidateRouteAsync(route).AsTask().GetAwaiter().GetResult())
+            {
+                problems.Add(new($"ReverseProxy:Routes:{route.RouteId}", ex.Message));
+            }
+        }
+
+        foreach (var cluster in config.Clusters)
+        {
+            foreach (var ex in validator.ValidateClusterAsync(cluster).AsTask().GetAwaiter().GetResult())
+            {
+                problems.Add(new($"ReverseProxy:Clusters:{cluster.ClusterId}", ex.Message));
+            }
+        }
+
+        return problems;
+    }
+
+    // Names where a bad key came from, so the user knows which file or variable to fix.
+    private static string SourceOf(IConfigurationRoot configuration, string path, string? configFile)
+    {
+        foreach (var provider in configuration.Providers.Reverse())
+        {
+            if (!HasKeyUnder(provider, path))
+            {
+                continue;
+            }
+
+            return provider switch
+            {
+                ConfigFileProvider => configFile ?? "configuration",
+                JsonConfigurationProvider json => json.Source.Path ?? "appsettings",
+                EnvironmentVariablesConfigurationProvider => "environment",
+                CommandLineConfigurationProvider => "command line",
+                _ => "command line",
+            };
+        }
+
+        return configFile ?? "configuration";
+    }
+
+    private static bool HasKeyUnder(IConfigurationProvider provider, string path)
+    {
+        if (provider.TryGet(path, out _))
+        {
+            return true;
+        }
+
+        var parent = path.Contains(':') ? path[..path.LastIndexOf(':')] : null;
+        var key = parent is null ? path : path[(path.LastIndexOf(':') + 1)..];
+        return provider.GetChildKeys([], parent).Contains(key, StringComparer.OrdinalIgnoreCase);
+    }
+
+    private static IReadOnlyList<string> Addresses(WebApplication app) =>
+        app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.ToList() ?? [];
+}

@@ -1,0 +1,67 @@
+using System.Net.Sockets;
+
+namespace ReaperProxy.Hosting;
+
+/// <summary>The process entry point: command line, check mode, start-up errors and exit codes.</summary>
+public static class ReaperProgram
+{
+    /// <summary>Exit code for a usage error.</summary>
+    public const int UsageError = 2;
+
+    /// <summary>Exit code for an invalid configuration or a listener that cannot bind.</summary>
+    public const int ConfigError = 1;
+
+    /// <summary>Runs the proxy until it is stopped; returns the process exit code.</summary>
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error)
+    {
+        var commandLine = CommandLine.Parse(args, out var usageError);
+        if (commandLine is null)
+        {
+            error.WriteLine($"error: {usageError}");
+            error.WriteLine(CommandLine.Usage);
+            return UsageError;
+        }
+
+        if (commandLine.Help)
+        {
+            output.WriteLine(CommandLine.Usage);
+            return 0;
+        }
+
+        if (commandLine.CheckConfigFile is { } checkFile)
+        {
+            return ReaperHost.Check(checkFile, output, error) ? 0 : ConfigError;
+        }
+
+        var host = ReaperHost.Create(commandLine, out var errors);
+        if (host is null)
+        {
+            foreach (var e in errors)
+            {
+                error.WriteLine("error: " + e);
+            }
+
+            error.WriteLine($"ReaperProxy did not start: {errors.Count} configuration problem(s).");
+            return ConfigError;
+        }
+
+        await using (host)
+        {
+            try
+            {
+                await host.StartAsync();
+            }
+            catch (Exception ex) when (ex is IOException or SocketException or InvalidOperationException or UriFormatException)
+            {
+                error.WriteLine($"error: cannot listen: {ex.Message}");
+                error.WriteLine("ReaperProxy did not start. Check --urls / --admin-urls (is another process using the port?).");
+                return ConfigError;
+            }
+
+            output.WriteLine($"ReaperProxy is running. Public: {string.Join(", ", host.ProxyAddresses)}  Admin: {string.Join(", ", host.AdminAddresses)} (/healthz /readyz /metrics /connections)");
+            await host.WaitForShutdownAsync();
+        }
+
+        return 0;
+    }
+}

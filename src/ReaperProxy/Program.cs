@@ -1,0 +1,3 @@
+using ReaperProxy.Hosting;
+
+return await ReaperProgram.RunAsync(args, Console.Out, Console.Error);
