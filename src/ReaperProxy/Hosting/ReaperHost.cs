@@ -192,8 +192,7 @@ public sealed class ReaperHost : IAsyncDisposable
 
         ConfigureLogging(builder, settings.LogFormat);
         builder.Services.AddSingleton(reporter);
-        builder.Services.AddReaperProxy();
-        builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"));
+        builder.Services.AddReaperProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"));
         configure?.Invoke(builder);
 
         var app = builder.Build();

@@ -2,6 +2,8 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using OpenTelemetry.Metrics;
 using ReaperProxy.Admin;
 using ReaperProxy.Configuration;
+using ReaperProxy.Heartbeat;
+using Yarp.ReverseProxy.Forwarder;
 
 namespace ReaperProxy.Hosting;
 
@@ -18,10 +20,18 @@ public static class ReaperServiceCollectionExtensions
         "System.Net.NameResolution",
     ];
 
-    /// <summary>Adds the reaper's settings, readiness, heartbeat relay and metrics.</summary>
-    public static IServiceCollection AddReaperProxy(this IServiceCollection services)
+    /// <summary>
+    /// Adds YARP, the reaper's settings, readiness, heartbeat relay and metrics. Returns YARP's builder
+    /// so the caller chooses where routes come from (e.g. <c>LoadFromConfig</c>).
+    /// </summary>
+    public static IReverseProxyBuilder AddReaperProxy(this IServiceCollection services)
     {
+        var proxy = services.AddReverseProxy();
+        DecorateForwarder(services);
         services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<ConnectionRegistry>();
+        services.TryAddSingleton<HeartbeatScheduler>();
+        services.AddHostedService(sp => sp.GetRequiredService<HeartbeatScheduler>());
         services.TryAddSingleton<ReaperSettingsMonitor>();
         services.TryAddSingleton<ReadinessState>();
         services.AddHostedService<ReadinessLifetime>();
@@ -30,7 +40,7 @@ public static class ReaperServiceCollectionExtensions
             metrics.AddMeter(ExportedMeters);
             metrics.AddPrometheusExporter();
         });
-        return services;
+        return proxy;
     }
 
     /// <summary>Maps YARP with the heartbeat relay at the head of its proxy pipeline.</summary>
@@ -38,11 +48,28 @@ public static class ReaperServiceCollectionExtensions
     {
         app.MapReverseProxy(pipeline =>
         {
+            // First, so the upgrade feature is swapped before anything can upgrade.
+            pipeline.UseMiddleware<HeartbeatMiddleware>();
             pipeline.UseSessionAffinity();
             pipeline.UseLoadBalancing();
             pipeline.UsePassiveHealthChecks();
         });
         return app;
+    }
+
+    // The heartbeat owns liveness on managed WebSockets: wrap YARP's forwarder (see HeartbeatAwareForwarder).
+    private static void DecorateForwarder(IServiceCollection services)
+    {
+        var descriptor = services.LastOrDefault(d => d.ServiceType == typeof(IHttpForwarder));
+        if (descriptor?.ImplementationType is not { } implementation || implementation == typeof(HeartbeatAwareForwarder))
+        {
+            return;
+        }
+
+        services.Remove(descriptor);
+        services.TryAdd(new ServiceDescriptor(implementation, implementation, descriptor.Lifetime));
+        services.Add(new ServiceDescriptor(typeof(IHttpForwarder),
+            sp => new HeartbeatAwareForwarder((IHttpForwarder)sp.GetRequiredService(implementation)), descriptor.Lifetime));
     }
 
     // Flips /readyz to 503 the moment shutdown begins, while connections drain.

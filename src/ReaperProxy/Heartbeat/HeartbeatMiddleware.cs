@@ -1,0 +1,139 @@
+using Microsoft.AspNetCore.Http.Features;
+using ReaperProxy.Configuration;
+using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Model;
+
+namespace ReaperProxy.Heartbeat;
+
+/// <summary>
+/// Sits in YARP's proxy pipeline. For a WebSocket request (HTTP/1.1 Upgrade or HTTP/2 extended
+/// CONNECT, RFC 8441) on a route whose policy is not Off, it swaps the upgrade feature for one that
+/// hands YARP a <see cref="RelayConnection"/> wrapped around Kestrel's client stream, and restores
+/// the original afterwards. Everything else passes through untouched.
+/// </summary>
+internal sealed class HeartbeatMiddleware
+{
+    private readonly RequestDelegate _next;
+    private readonly ConnectionRegistry _registry;
+    private readonly ReaperSettingsMonitor _settings;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+
+    public HeartbeatMiddleware(RequestDelegate next, ConnectionRegistry registry, ReaperSettingsMonitor settings, TimeProvider time, ILoggerFactory loggerFactory)
+    {
+        _next = next;
+        _registry = registry;
+        _settings = settings;
+        _time = time;
+        _logger = loggerFactory.CreateLogger("ReaperProxy.Heartbeat");
+    }
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        var upgrade = context.Features.Get<IHttpUpgradeFeature>();
+        var connect = context.Features.Get<IHttpExtendedConnectFeature>();
+        var isH1WebSocket = upgrade is { IsUpgradableRequest: true } &&
+            context.Request.Headers.Upgrade.ToString().Contains("websocket", StringComparison.OrdinalIgnoreCase);
+        var isH2WebSocket = connect is { IsExtendedConnect: true } &&
+            string.Equals(connect.Protocol, "websocket", StringComparison.OrdinalIgnoreCase);
+        if (!isH1WebSocket && !isH2WebSocket)
+        {
+            await _next(context);
+            return;
+        }
+
+        var proxy = context.GetReverseProxyFeature();
+        var route = proxy.Route.Config;
+        var policyName = route.Metadata?.GetValueOrDefault(ReaperSettings.PolicyMetadataKey);
+        var settings = _settings.Current;
+        var policy = settings.RoutePolicies.TryGetValue(route.RouteId, out var configured)
+            ? settings.PolicyNamed(configured)
+            : settings.PolicyNamed(policyName);
+        if (policy.Mode == HeartbeatMode.Off)
+        {
+            await _next(context);
+            return;
+        }
+
+        // A WebSocket's whole lifetime would otherwise land in http.server.request.duration.
+        if (context.Features.Get<IHttpMetricsTagsFeature>() is { } metricsTags)
+        {
+            metricsTags.MetricsDisabled = true;
+        }
+
+        var connection = new RelayConnection(_registry.NextId(), context, route.RouteId, proxy.Cluster.Config.ClusterId, policyName, _settings, _time, _logger);
+        var relayFeature = new HeartbeatRelayFeature(connection);
+        context.Features.Set<IHeartbeatRelayFeature>(relayFeature);
+        if (isH1WebSocket)
+        {
+            context.Features.Set<IHttpUpgradeFeature>(new RelayUpgradeFeature(upgrade!, this, connection, context));
+        }
+        else
+        {
+            context.Features.Set<IHttpExtendedConnectFeature>(new RelayExtendedConnectFeature(connect!, this, connection, context));
+        }
+
+        try
+        {
+            await _next(context);
+        }
+        finally
+        {
+            context.Features.Set(upgrade);
+            context.Features.Set(connect);
+            context.Features.Set<IHeartbeatRelayFeature>(null);
+            if (connection.IsAttached)
+            {
+                _registry.Remove(connection);
+                connection.MarkEnded(FallbackReason(context));
+                Log.ConnectionClosed(_logger, connection.Id, connection.RouteId, connection.Reason.ToTag(), _time.GetElapsedTime(connection.OpenedAt));
+            }
+        }
+    }
+
+    private Stream Attach(RelayConnection connection, Stream clientStream, HttpContext context)
+    {
+        var destination = context.GetReverseProxyFeature().ProxiedDestination?.Model.Config.Address;
+        var stream = connection.Attach(clientStream, destination);
+        _registry.Add(connection);
+        return stream;
+    }
+
+    // When neither side closed and the relay did not end the connection, YARP's error says who failed.
+    private static CloseReason FallbackReason(HttpContext context) =>
+        context.Features.Get<IForwarderErrorFeature>()?.Error switch
+        {
+            ForwarderError.UpgradeRequestClient or ForwarderError.UpgradeResponseClient => CloseReason.ClientError,
+            ForwarderError.UpgradeRequestDestination or ForwarderError.UpgradeResponseDestination => CloseReason.BackendError,
+            ForwarderError.UpgradeRequestCanceled or ForwarderError.UpgradeResponseCanceled => CloseReason.ClientError,
+            null or ForwarderError.None => CloseReason.BackendClose,
+            _ => CloseReason.BackendError,
+        };
+
+    private sealed class RelayUpgradeFeature(IHttpUpgradeFeature inner, HeartbeatMiddleware owner, RelayConnection connection, HttpContext context) : IHttpUpgradeFeature
+    {
+        public bool IsUpgradableRequest => inner.IsUpgradableRequest;
+
+        public async Task<Stream> UpgradeAsync() => owner.Attach(connection, await inner.UpgradeAsync(), context);
+    }
+
+    private sealed class RelayExtendedConnectFeature(IHttpExtendedConnectFeature inner, HeartbeatMiddleware owner, RelayConnection connection, HttpContext context) : IHttpExtendedConnectFeature
+    {
+        public bool IsExtendedConnect => inner.IsExtendedConnect;
+
+        public string? Protocol => inner.Protocol;
+
+        public async ValueTask<Stream> AcceptAsync() => owner.Attach(connection, await inner.AcceptAsync(), context);
+    }
+}
+
+/// <summary>Marks a request whose WebSocket is relayed under a heartbeat policy.</summary>
+internal interface IHeartbeatRelayFeature
+{
+    RelayConnection Connection { get; }
+}
+
+internal sealed class HeartbeatRelayFeature(RelayConnection connection) : IHeartbeatRelayFeature
+{
+    public RelayConnection Connection { get; } = connection;
+}

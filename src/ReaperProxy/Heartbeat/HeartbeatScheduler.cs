@@ -1,0 +1,99 @@
+using ReaperProxy.Configuration;
+
+namespace ReaperProxy.Heartbeat;
+
+/// <summary>
+/// The one heartbeat for all connections (Kestrel's Heartbeat pattern, not a timer per connection):
+/// a tick walks the registry and each connection compares its <c>long</c> deadlines with the clock.
+/// The tick follows the policies: a tenth of the smallest interval any policy uses, between 10 ms and
+/// 1 s, so a dead leg is reaped within its deadline plus at most two ticks. It keeps running through
+/// shutdown, until the server has drained, because closing handshakes on shutdown need it.
+/// </summary>
+internal sealed class HeartbeatScheduler : IHostedService, IDisposable
+{
+    private static readonly TimeSpan s_minTick = TimeSpan.FromMilliseconds(10);
+    private static readonly TimeSpan s_maxTick = TimeSpan.FromSeconds(1);
+
+    private readonly ConnectionRegistry _registry;
+    private readonly ReaperSettingsMonitor _settings;
+    private readonly TimeProvider _time;
+    private readonly IHostApplicationLifetime _lifetime;
+    private readonly ILogger<HeartbeatScheduler> _logger;
+    private readonly CancellationTokenSource _stop = new();
+    private Task? _loop;
+
+    public HeartbeatScheduler(ConnectionRegistry registry, ReaperSettingsMonitor settings, TimeProvider time, IHostApplicationLifetime lifetime, ILogger<HeartbeatScheduler> logger)
+    {
+        _registry = registry;
+        _settings = settings;
+        _time = time;
+        _lifetime = lifetime;
+        _logger = logger;
+    }
+
+    /// <summary>The tick period for a configuration.</summary>
+    public static TimeSpan TickPeriod(ReaperSettings settings)
+    {
+        var tick = settings.SmallestInterval() / 10;
+        return tick < s_minTick ? s_minTick : tick > s_maxTick ? s_maxTick : tick;
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _lifetime.ApplicationStopping.Register(ShutdownConnections);
+        _lifetime.ApplicationStopped.Register(_stop.Cancel);
+        _loop = Task.Run(RunAsync, CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _stop.Dispose();
+    }
+
+    /// <summary>One walk over all connections (tests call it directly with a fake clock).</summary>
+    public void Tick()
+    {
+        var now = _time.GetTimestamp();
+        foreach (var (id, connection) in _registry.Entries)
+        {
+            try
+            {
+                connection.OnTick(now);
+            }
+            catch (Exception ex)
+            {
+                Log.TickFailed(_logger, id, ex);
+            }
+        }
+    }
+
+    private async Task RunAsync()
+    {
+        var token = _stop.Token;
+        while (!token.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(TickPeriod(_settings.Current), _time, token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            Tick();
+        }
+    }
+
+    private void ShutdownConnections()
+    {
+        foreach (var (_, connection) in _registry.Entries)
+        {
+            connection.BeginShutdown();
+        }
+    }
+}

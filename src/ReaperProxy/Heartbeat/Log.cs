@@ -1,0 +1,48 @@
+namespace ReaperProxy.Heartbeat;
+
+/// <summary>The heartbeat's log lines. Event ids are stable: operators alert on them.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 2001, EventName = "ConnectionReaped", Level = LogLevel.Information,
+        Message = "Reaped WebSocket: route {Route}, cluster {Cluster}, destination {Destination}, client {Client}: {Leg} leg dead ({Reason}) after {Age}; last RTT client {ClientRtt}, backend {BackendRtt}")]
+    public static partial void Reaped(ILogger logger, string route, string cluster, string? destination, string client, string leg, string reason, TimeSpan age, TimeSpan? clientRtt, TimeSpan? backendRtt);
+
+    [LoggerMessage(EventId = 2002, EventName = "ZombieObserved", Level = LogLevel.Information,
+        Message = "Observed zombie WebSocket (Observe mode, left open): route {Route}, cluster {Cluster}, destination {Destination}, client {Client}: {Leg} leg silent ({Reason}) after {Age}; last RTT client {ClientRtt}, backend {BackendRtt}")]
+    private static partial void ZombieObservedCore(ILogger logger, string route, string cluster, string? destination, string client, string leg, string reason, TimeSpan age, TimeSpan? clientRtt, TimeSpan? backendRtt);
+
+    public static void ZombieObserved(ILogger logger, string route, string cluster, string? destination, string client, string leg, TimeSpan age, TimeSpan? clientRtt, TimeSpan? backendRtt) =>
+        ZombieObservedCore(logger, route, cluster, destination, client, leg, "pong_timeout", age, clientRtt, backendRtt);
+
+    [LoggerMessage(EventId = 2003, EventName = "IdleTimeout", Level = LogLevel.Information,
+        Message = "Closing idle WebSocket (no data frame within IdleTimeout): route {Route}, cluster {Cluster}, destination {Destination}, client {Client}, age {Age}")]
+    public static partial void IdleTimeout(ILogger logger, string route, string cluster, string? destination, string client, TimeSpan age);
+
+    [LoggerMessage(EventId = 2004, EventName = "IdleObserved", Level = LogLevel.Information,
+        Message = "Observed idle WebSocket (Observe mode, left open): route {Route}, cluster {Cluster}, destination {Destination}, client {Client}, age {Age}")]
+    public static partial void IdleObserved(ILogger logger, string route, string cluster, string? destination, string client, TimeSpan age);
+
+    [LoggerMessage(EventId = 2005, EventName = "CloseTimeout", Level = LogLevel.Information,
+        Message = "Closing handshake timed out: route {Route}, cluster {Cluster}, destination {Destination}, client {Client}: the {Initiator} sent Close and got no answer within {CloseTimeout}; answering it and ending both connections")]
+    public static partial void CloseTimeout(ILogger logger, string route, string cluster, string? destination, string client, string initiator, string closeTimeout);
+
+    [LoggerMessage(EventId = 2006, EventName = "ProtocolError", Level = LogLevel.Warning,
+        Message = "WebSocket protocol error on route {Route}, cluster {Cluster}, direction {Direction}: {Error}; closing both legs with 1002 (client {Client})")]
+    public static partial void ProtocolError(ILogger logger, string route, string cluster, string direction, string error, string client);
+
+    [LoggerMessage(EventId = 2007, EventName = "ProtocolErrorObserved", Level = LogLevel.Warning,
+        Message = "WebSocket protocol error on route {Route}, cluster {Cluster}, direction {Direction}: {Error}; Observe mode: the connection continues as plain pass-through")]
+    public static partial void ProtocolErrorObserved(ILogger logger, string route, string cluster, string direction, string error);
+
+    [LoggerMessage(EventId = 2008, EventName = "PingSent", Level = LogLevel.Trace,
+        Message = "Ping sent on connection {ConnectionId} to the {Leg}")]
+    public static partial void PingSent(ILogger logger, long connectionId, string leg);
+
+    [LoggerMessage(EventId = 2009, EventName = "ConnectionClosed", Level = LogLevel.Debug,
+        Message = "WebSocket {ConnectionId} on route {Route} ended: {Reason} after {Age}")]
+    public static partial void ConnectionClosed(ILogger logger, long connectionId, string route, string reason, TimeSpan age);
+
+    [LoggerMessage(EventId = 2010, EventName = "SchedulerFailed", Level = LogLevel.Error,
+        Message = "Heartbeat tick failed for connection {ConnectionId}")]
+    public static partial void TickFailed(ILogger logger, long connectionId, Exception exception);
+}

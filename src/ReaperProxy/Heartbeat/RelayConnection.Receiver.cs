@@ -1,0 +1,443 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Threading.Tasks.Sources;
+using ReaperProxy.Framing;
+
+namespace ReaperProxy.Heartbeat;
+
+// The client→backend direction: YARP's request loop reads here and writes what it gets to the backend.
+// Frames toward the backend (pings, Close) are handed to YARP as read results at a frame boundary.
+internal sealed partial class RelayConnection
+{
+    // Below this, a caller's buffer cannot hold a held unit plus new bytes; such reads go through a scratch buffer.
+    private const int MinDirectReadBuffer = 256;
+
+    private FrameScanner _c2b;
+    private byte[]? _c2bHeld;
+    private int _c2bHeldCount;
+    private byte[]? _readOverflow;
+    private int _readOverflowOffset;
+    private int _readOverflowCount;
+
+    // The inner zero-byte read that waits for client data. It may outlive one ReadAsync call (when the
+    // wait is woken to hand YARP a frame for the backend) and is resumed by the next call.
+    private ValueTask<int> _innerWait;
+    private bool _innerWaitInFlight;
+    private bool _innerWaitHooked;
+    private volatile bool _innerWaitDone;
+    private readonly Action _onInnerReadCompleted;
+    private ManualResetValueTaskSourceCore<bool> _waitCore;
+    private int _waitArmed;
+    private volatile bool _wakeRequested;
+    private CancellationTokenSource? _readCts;
+    private CancellationToken _readCallerToken;
+    private volatile bool _inRead;
+    private bool _clientEof;
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        var inner = _inner ?? throw new InvalidOperationException("The relay is not attached.");
+        _inRead = true;
+        try
+        {
+            var token = ReadToken(cancellationToken);
+            OnBackendFrameDelivered();
+            while (true)
+            {
+                if (_finishRequested)
+                {
+                    throw new ConnectionReapedException(_reason);
+                }
+
+                if (_readOverflowCount > 0)
+                {
+                    return buffer.IsEmpty ? 0 : DrainOverflow(buffer.Span);
+                }
+
+                if (_c2b.AtBoundary && HasFrameForBackend)
+                {
+                    if (buffer.IsEmpty)
+                    {
+                        return 0;
+                    }
+
+                    return buffer.Length >= FrameHeader.MaxControlFrame
+                        ? WriteFrameForBackend(buffer.Span)
+                        : ViaOverflow(buffer.Span, static (self, scratch) => self.WriteFrameForBackend(scratch));
+                }
+
+                if (_clientEof)
+                {
+                    return 0;
+                }
+
+                if (!await WaitForClientAsync())
+                {
+                    continue;
+                }
+
+                if (buffer.IsEmpty)
+                {
+                    return 0;
+                }
+
+                int produced;
+                if (buffer.Length >= MinDirectReadBuffer)
+                {
+                    produced = await ReadFromClientAsync(inner, buffer, token);
+                }
+                else
+                {
+                    var scratch = ArrayPool<byte>.Shared.Rent(4096);
+                    try
+                    {
+                        produced = await ReadFromClientAsync(inner, scratch, token);
+                        StashOverflow(scratch.AsSpan(0, produced));
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(scratch);
+                    }
+
+                    produced = DrainOverflow(buffer.Span);
+                }
+
+                if (produced > 0)
+                {
+                    return produced;
+                }
+            }
+        }
+        finally
+        {
+            _inRead = false;
+        }
+    }
+
+    // One read from the client into buffer; returns how many bytes go to the backend (0: none yet).
+    private async ValueTask<int> ReadFromClientAsync(Stream inner, Memory<byte> buffer, CancellationToken token)
+    {
+        var held = _c2bHeldCount;
+        if (held > 0)
+        {
+            _c2bHeld.AsSpan(0, held).CopyTo(buffer.Span);
+        }
+
+        // When a frame for the backend waits for a boundary, read no further than the end of the
+        // current payload so the next call starts exactly there.
+        var limit = buffer.Length;
+        if (HasFrameForBackend && _c2b.PayloadRemaining > 0 && held + _c2b.PayloadRemaining < limit)
+        {
+            limit = held + (int)_c2b.PayloadRemaining;
+        }
+
+        var read = await inner.ReadAsync(buffer[held..limit], token);
+        if (read == 0)
+        {
+            _clientEof = true;
+            _c2bHeldCount = 0;
+            OnClientEndOfStream();
+            return 0;
+        }
+
+        var now = _time.GetTimestamp();
+        Volatile.Write(ref _clientLastHeard, now);
+        _c2bHeldCount = 0;
+        return ScanFromClient(buffer.Span[..(held + read)], now);
+    }
+
+    // Walks the client's bytes in place: forwarded runs are compacted to the front, our pongs removed,
+    // a trailing partial header or control frame held for the next read.
+    private int ScanFromClient(Span<byte> data, long now)
+    {
+        var write = 0;
+        var runStart = 0;
+        var pos = 0;
+        var dropping = _dropToBackend;
+        while (true)
+        {
+            if (_passThrough)
+            {
+                Keep(data, runStart, data.Length, ref write, dropping);
+                return write;
+            }
+
+            var stop = _c2b.Scan(data, pos, stopAtBoundary: false, out var run, out var control, out var error);
+            pos += run;
+            if (_c2b.SawDataFrame)
+            {
+                _c2b.SawDataFrame = false;
+                Volatile.Write(ref _lastData, now);
+            }
+
+            switch (stop)
+            {
+                case ScanStop.End:
+                    Keep(data, runStart, pos, ref write, dropping);
+                    return write;
+
+                case ScanStop.Held:
+                    Keep(data, runStart, pos, ref write, dropping);
+                    _c2bHeld ??= new byte[FrameHeader.MaxControlFrame];
+                    _c2bHeldCount = data.Length - pos;
+                    data[pos..].CopyTo(_c2bHeld);
+                    return write;
+
+                case ScanStop.Control:
+                    var frame = data.Slice(pos, (int)control.FrameLength);
+                    if (OnControlFromClient(control, frame, now))
+                    {
+                        pos += frame.Length;
+                    }
+                    else
+                    {
+                        Keep(data, runStart, pos, ref write, dropping);
+                        pos += frame.Length;
+                        runStart = pos;
+                    }
+
+                    dropping = _dropToBackend;
+                    break;
+
+                case ScanStop.Error:
+                    Keep(data, runStart, pos, ref write, dropping);
+                    if (OnProtocolError(Leg.Client, error))
+                    {
+                        // Observe mode: stop parsing and pass everything through from here on.
+                        runStart = pos;
+                        break;
+                    }
+
+                    return write;
+
+                default:
+                    throw new InvalidOperationException($"unexpected scan stop {stop}");
+            }
+        }
+
+        static void Keep(Span<byte> data, int from, int to, ref int write, bool dropping)
+        {
+            if (dropping || to <= from)
+            {
+                return;
+            }
+
+            if (from != write)
+            {
+                data[from..to].CopyTo(data[write..]);
+            }
+
+            write += to - from;
+        }
+    }
+
+    // Returns whether to forward the control frame to the backend.
+    private bool OnControlFromClient(FrameHeader header, ReadOnlySpan<byte> frame, long now)
+    {
+        if (IsOurPong(header, frame, out var sentAt))
+        {
+            RecordPong(Leg.Client, sentAt, now);
+            return false;
+        }
+
+        if (header.Opcode == WebSocketOpcode.Close)
+        {
+            Span<byte> payload = stackalloc byte[FrameHeader.MaxControlPayload];
+            var length = header.CopyPayload(frame, payload);
+            return OnCloseFrom(Leg.Client, FrameWriter.ReadCloseCode(payload[..length]), now);
+        }
+
+        return true;
+    }
+
+    private int WriteFrameForBackend(Span<byte> destination)
+    {
+        if (_closeToBackendPending)
+        {
+            _closeToBackendPending = false;
+            _closeToBackendInFlight = true;
+            return _closeToBackendCode == CloseNoStatus
+                ? FrameWriter.WriteControl(destination, WebSocketOpcode.Close, [], mask: true)
+                : FrameWriter.WriteClose(destination, _closeToBackendCode, _closeToBackendText, mask: true);
+        }
+
+        _pingToBackendWanted = false;
+        OnPingSent(Leg.Backend);
+        return WritePing(destination, mask: true);
+    }
+
+    private int ViaOverflow(Span<byte> destination, Func<RelayConnection, Span<byte>, int> produce)
+    {
+        Span<byte> scratch = stackalloc byte[FrameHeader.MaxControlFrame];
+        var length = produce(this, scratch);
+        StashOverflow(scratch[..length]);
+        return DrainOverflow(destination);
+    }
+
+    private void StashOverflow(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.IsEmpty)
+        {
+            return;
+        }
+
+        if (_readOverflow is null || _readOverflow.Length < bytes.Length)
+        {
+            _readOverflow = new byte[Math.Max(bytes.Length, 4096)];
+        }
+
+        bytes.CopyTo(_readOverflow);
+        _readOverflowOffset = 0;
+        _readOverflowCount = bytes.Length;
+    }
+
+    private int DrainOverflow(Span<byte> destination)
+    {
+        var n = Math.Min(destination.Length, _readOverflowCount);
+        _readOverflow.AsSpan(_readOverflowOffset, n).CopyTo(destination);
+        _readOverflowOffset += n;
+        _readOverflowCount -= n;
+        return n;
+    }
+
+    private CancellationToken ReadToken(CancellationToken callerToken)
+    {
+        // One linked source for the connection: YARP passes the same token to every read.
+        if (_readCts is null || (callerToken != _readCallerToken && callerToken.CanBeCanceled))
+        {
+            var previous = _readCts;
+            _readCallerToken = callerToken;
+            _readCts = CancellationTokenSource.CreateLinkedTokenSource(callerToken);
+            previous?.Dispose();
+        }
+
+        return _readCts.Token;
+    }
+
+    // Waits until the client has data (true) or the relay has something for the backend (false).
+    // Allocation-free: the inner zero-byte read's continuation completes a reusable value-task source.
+    private ValueTask<bool> WaitForClientAsync()
+    {
+        if (!_innerWaitInFlight)
+        {
+            _innerWait = _inner!.ReadAsync(Memory<byte>.Empty, _readCts!.Token);
+            _innerWaitInFlight = true;
+            _innerWaitHooked = false;
+            _innerWaitDone = false;
+        }
+
+        if (_innerWait.IsCompleted)
+        {
+            ConsumeInnerWait();
+            return new ValueTask<bool>(true);
+        }
+
+        if (_wakeRequested)
+        {
+            _wakeRequested = false;
+            return new ValueTask<bool>(false);
+        }
+
+        _waitCore.Reset();
+        Volatile.Write(ref _waitArmed, 1);
+        if (!_innerWaitHooked)
+        {
+            _innerWaitHooked = true;
+            _innerWait.GetAwaiter().UnsafeOnCompleted(_onInnerReadCompleted);
+        }
+        else if (_innerWaitDone)
+        {
+            Signal(true);
+        }
+
+        if (_wakeRequested)
+        {
+            Signal(false);
+        }
+
+        return new ValueTask<bool>(this, _waitCore.Version);
+    }
+
+    private void OnInnerReadCompleted()
+    {
+        _innerWaitDone = true;
+        Signal(true);
+    }
+
+    /// <summary>Wakes a read waiting for the client so it can hand YARP a frame for the backend.</summary>
+    private void WakeReader()
+    {
+        _wakeRequested = true;
+        Signal(false);
+    }
+
+    private void Signal(bool dataReady)
+    {
+        if (Interlocked.Exchange(ref _waitArmed, 0) == 1)
+        {
+            _waitCore.SetResult(dataReady);
+        }
+    }
+
+    private void ConsumeInnerWait()
+    {
+        _innerWaitInFlight = false;
+        _innerWait.GetAwaiter().GetResult();
+    }
+
+    bool IValueTaskSource<bool>.GetResult(short token)
+    {
+        var dataReady = _waitCore.GetResult(token);
+        if (dataReady)
+        {
+            ConsumeInnerWait();
+        }
+        else
+        {
+            _wakeRequested = false;
+        }
+
+        return dataReady;
+    }
+
+    ValueTaskSourceStatus IValueTaskSource<bool>.GetStatus(short token) => _waitCore.GetStatus(token);
+
+    void IValueTaskSource<bool>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _waitCore.OnCompleted(continuation, state, token, flags);
+
+    private void DrainInnerRead()
+    {
+        if (!_innerWaitInFlight)
+        {
+            return;
+        }
+
+        // The read was cancelled above; Kestrel completes it promptly. Bounded, never a hang.
+        var deadline = Environment.TickCount64 + 2_000;
+        var spin = new SpinWait();
+        while (!(_innerWaitHooked ? _innerWaitDone : _innerWait.IsCompleted) && Environment.TickCount64 < deadline)
+        {
+            spin.SpinOnce();
+        }
+
+        if (_innerWaitHooked ? _innerWaitDone : _innerWait.IsCompleted)
+        {
+            try
+            {
+                ConsumeInnerWait();
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException or ConnectionReapedException)
+            {
+                // Expected: the read was cancelled or the connection is gone.
+            }
+        }
+    }
+}
+
+/// <summary>Ends YARP's copy loops when the relay has finished a connection on its own.</summary>
+internal sealed class ConnectionReapedException(CloseReason reason)
+    : IOException($"The WebSocket was ended by ReaperProxy ({reason.ToTag()}).")
+{
+    public CloseReason Reason { get; } = reason;
+}
