@@ -85,8 +85,10 @@ public static class ReaperSettingsReader
             CloseTimeout = ReadDuration(section, "CloseTimeout", policy.CloseTimeout, problems),
         };
 
+        // A JSON null leaves the key with a null value, which Exists() does not see; it still means "off"
+        // (and must override an IdleTimeout inherited from Reaper:Heartbeat), so look for the key itself.
         var idle = section.GetSection("IdleTimeout");
-        if (idle.Exists() || idle.Value is not null)
+        if (idle.Exists() || section.GetChildren().Any(c => string.Equals(c.Key, "IdleTimeout", StringComparison.OrdinalIgnoreCase)))
         {
             var text = idle.Value?.Trim();
             if (string.IsNullOrEmpty(text) || text.Equals("off", StringComparison.OrdinalIgnoreCase) ||
