@@ -1,0 +1,100 @@
+using System.Diagnostics;
+using System.Net.WebSockets;
+using ReaperProxy.FunctionalTests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace ReaperProxy.FunctionalTests.Relay;
+
+/// <summary>Every closing handshake ends within CloseTimeout, whoever fails to answer.</summary>
+public sealed class ClosingHandshakeTests(ITestOutputHelper output)
+{
+    private static readonly Heartbeat s_heartbeat = new(TimeSpan.FromMilliseconds(300), TimeSpan.FromMilliseconds(300), TimeSpan.FromMilliseconds(800));
+
+    [Fact]
+    public async Task Client_close_unanswered_by_the_backend_frees_the_client_within_CloseTimeout()
+    {
+        // Only the client is pinged, so the silent backend is not reaped: only the handshake bound acts.
+        await using var fixture = await RelayFixture.StartAsync(output, s_heartbeat, legs: "Client");
+        await using var client = await TestWebSocket.ConnectHttp1Async(fixture.Ws("/silent"));
+        await fixture.Probe.Accepted.WaitAsync(TimeSpan.FromSeconds(5));
+
+        var closing = Stopwatch.StartNew();
+        await client.Socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", new CancellationTokenSource(s_heartbeat.CloseTimeout + Heartbeat.Slack).Token);
+        Assert.InRange(closing.Elapsed, s_heartbeat.CloseTimeout - TimeSpan.FromMilliseconds(50), s_heartbeat.CloseTimeout + Heartbeat.Slack);
+
+        // The proxy answered with the client's own code, and ended the backend leg too.
+        Assert.Equal(WebSocketCloseStatus.NormalClosure, client.Socket.CloseStatus);
+        var backend = await fixture.Probe.Outcome.WaitAsync(Heartbeat.Slack);
+        Assert.True(backend.Aborted);
+    }
+
+    [Fact]
+    public async Task Backend_close_unanswered_by_a_raw_client_frees_both_legs_within_CloseTimeout()
+    {
+        // Only the backend is pinged, so the silent raw client is not reaped: only the handshake bound acts.
+        await using var fixture = await RelayFixture.StartAsync(output, s_heartbeat, legs: "Backend");
+        await using var client = await RawWebSocket.ConnectAsync(fixture.Ws("/close-first"));
+        var close = await client.ReceiveSkippingPingsAsync(TimeSpan.FromSeconds(5));
+        var closing = Stopwatch.StartNew();
+        Assert.Equal(RawFrame.Close, close!.Opcode);
+        Assert.Equal(1000, close.CloseCode);
+
+        // The backend's CloseAsync returns: the proxy answered it when the client did not.
+        await fixture.Probe.CloseCompleted.WaitAsync(s_heartbeat.CloseTimeout + Heartbeat.Slack);
+        Assert.InRange(closing.Elapsed, s_heartbeat.CloseTimeout - TimeSpan.FromMilliseconds(100), s_heartbeat.CloseTimeout + Heartbeat.Slack);
+
+        // And the silent client's connection is ended (bounded poll for end-of-stream, as the second seed does).
+        Assert.True(await client.WaitForEndOfStreamAsync(s_heartbeat.CloseTimeout + Heartbeat.Slack), "the raw client must see its connection end");
+        Assert.Single(fixture.Logs.WithEventId(2005));
+    }
+
+    [Fact]
+    public async Task A_completed_handshake_is_relayed_untouched()
+    {
+        await using var fixture = await RelayFixture.StartAsync(output, s_heartbeat);
+        await using var client = await TestWebSocket.ConnectHttp1Async(fixture.Ws("/record"));
+        Assert.Equal("x", await client.EchoAsync("x"));
+        await client.Socket.CloseAsync((WebSocketCloseStatus)4001, "app reason", new CancellationTokenSource(TimeSpan.FromSeconds(5)).Token);
+
+        var outcome = await fixture.Probe.Outcome.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal((WebSocketCloseStatus)4001, outcome.CloseStatus);
+        Assert.Equal("app reason", outcome.CloseDescription);
+        Assert.Equal((WebSocketCloseStatus)4001, client.Socket.CloseStatus);
+        Assert.Empty(fixture.Logs.WithEventId(2005));
+    }
+
+    [Fact]
+    public async Task Idle_timeout_closes_both_legs_with_1001_idle_despite_answered_pings()
+    {
+        var idle = TimeSpan.FromMilliseconds(1200);
+        await using var fixture = await RelayFixture.StartAsync(output, s_heartbeat,
+            configure: c => c.Set("Reaper:Heartbeat:IdleTimeout", Heartbeat.Format(idle)));
+        await using var client = await TestWebSocket.ConnectHttp1Async(fixture.Ws("/record"));
+        Assert.Equal("x", await client.EchoAsync("x"));
+        var sinceData = Stopwatch.StartNew();
+
+        // The client answers pings (a receive is pending) but sends no data: pings are not data.
+        var (status, description) = await client.Socket.ReceiveCloseAsync(idle + Heartbeat.Slack + TimeSpan.FromSeconds(1));
+        Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, status);
+        Assert.Equal("idle", description);
+        Assert.InRange(sinceData.Elapsed, idle - TimeSpan.FromMilliseconds(100), idle + Heartbeat.Slack);
+
+        var backend = await fixture.Probe.Outcome.WaitAsync(Heartbeat.Slack);
+        Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, backend.CloseStatus);
+        Assert.Equal("idle", backend.CloseDescription);
+    }
+
+    [Fact]
+    public async Task A_client_that_vanishes_without_close_gets_the_backend_a_close_1001()
+    {
+        await using var fixture = await RelayFixture.StartAsync(output, new Heartbeat(TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(1)));
+        var client = await RawWebSocket.ConnectAsync(fixture.Ws("/record"));
+        await fixture.Probe.Accepted.WaitAsync(TimeSpan.FromSeconds(5));
+
+        // TCP FIN with no closing handshake: plain YARP would leave the backend waiting.
+        await client.DisposeAsync();
+        var outcome = await fixture.Probe.Outcome.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, outcome.CloseStatus);
+        Assert.Equal("client went away", outcome.CloseDescription);
+    }
+}
