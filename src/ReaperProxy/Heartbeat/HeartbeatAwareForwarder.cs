@@ -21,15 +21,17 @@ internal sealed class HeartbeatAwareForwarder(IHttpForwarder inner) : IHttpForwa
     public async ValueTask<ForwarderError> SendAsync(HttpContext context, string destinationPrefix, HttpMessageInvoker httpClient,
         ForwarderRequestConfig requestConfig, HttpTransformer transformer, CancellationToken cancellationToken)
     {
-        if (context.Features.Get<IHeartbeatRelayFeature>() is null)
+        if (context.Features.Get<IHeartbeatRelayFeature>() is not { } relay)
         {
             return await inner.SendAsync(context, destinationPrefix, httpClient, requestConfig, transformer, cancellationToken);
         }
 
+        // The relay ends a connection it reaped through this token: YARP treats it as a cancellation.
+        using var finish = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, relay.Connection.FinishToken);
         var headersTimeout = requestConfig.ActivityTimeout ?? s_defaultActivityTimeout;
         using var bounded = new HttpMessageInvoker(new ResponseHeadersTimeoutHandler(httpClient, headersTimeout), disposeHandler: true);
         var config = requestConfig with { ActivityTimeout = Timeout.InfiniteTimeSpan };
-        return await inner.SendAsync(context, destinationPrefix, bounded, config, transformer, cancellationToken);
+        return await inner.SendAsync(context, destinationPrefix, bounded, config, transformer, finish.Token);
     }
 
     private sealed class ResponseHeadersTimeoutHandler(HttpMessageInvoker inner, TimeSpan timeout) : HttpMessageHandler

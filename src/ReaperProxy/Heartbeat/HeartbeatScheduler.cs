@@ -21,6 +21,7 @@ internal sealed class HeartbeatScheduler : IHostedService, IDisposable
     private readonly ILogger<HeartbeatScheduler> _logger;
     private readonly CancellationTokenSource _stop = new();
     private Task? _loop;
+    private int _disposed;
 
     public HeartbeatScheduler(ConnectionRegistry registry, ReaperSettingsMonitor settings, TimeProvider time, IHostApplicationLifetime lifetime, ILogger<HeartbeatScheduler> logger)
     {
@@ -41,7 +42,7 @@ internal sealed class HeartbeatScheduler : IHostedService, IDisposable
     public Task StartAsync(CancellationToken cancellationToken)
     {
         _lifetime.ApplicationStopping.Register(ShutdownConnections);
-        _lifetime.ApplicationStopped.Register(_stop.Cancel);
+        _lifetime.ApplicationStopped.Register(Dispose);
         _loop = Task.Run(RunAsync, CancellationToken.None);
         return Task.CompletedTask;
     }
@@ -50,8 +51,12 @@ internal sealed class HeartbeatScheduler : IHostedService, IDisposable
 
     public void Dispose()
     {
-        _stop.Cancel();
-        _stop.Dispose();
+        // Registered as a singleton and as a hosted service: the container may dispose it twice.
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _stop.Cancel();
+            _stop.Dispose();
+        }
     }
 
     /// <summary>One walk over all connections (tests call it directly with a fake clock).</summary>

@@ -45,4 +45,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 2010, EventName = "SchedulerFailed", Level = LogLevel.Error,
         Message = "Heartbeat tick failed for connection {ConnectionId}")]
     public static partial void TickFailed(ILogger logger, long connectionId, Exception exception);
+
+    [LoggerMessage(EventId = 2011, EventName = "BackendWentAway", Level = LogLevel.Information,
+        Message = "Backend connection of route {Route}, cluster {Cluster}, destination {Destination} ended without a closing handshake; telling client {Client} with Close 1001")]
+    public static partial void BackendWentAway(ILogger logger, string route, string cluster, string? destination, string client);
+
+    [LoggerMessage(EventId = 2012, EventName = "ClientWentAway", Level = LogLevel.Information,
+        Message = "Client {Client} of route {Route}, cluster {Cluster} ended its connection without a closing handshake; telling destination {Destination} with Close 1001")]
+    public static partial void ClientWentAway(ILogger logger, string client, string route, string cluster, string? destination);
 }

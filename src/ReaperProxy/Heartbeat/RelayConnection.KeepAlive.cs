@@ -328,8 +328,12 @@ internal sealed partial class RelayConnection
         }
     }
 
-    private void OnClientEndOfStream()
+    // The client's stream ended (FIN) or failed (reset): YARP alone would leave the backend waiting
+    // forever for a client that is gone. Tell the backend with Close 1001, then end.
+    private void OnClientGone(CloseReason reason)
     {
+        _clientEof = true;
+        _c2bHeldCount = 0;
         var now = _time.GetTimestamp();
         bool vanished;
         lock (_gate)
@@ -339,9 +343,8 @@ internal sealed partial class RelayConnection
 
         if (vanished)
         {
-            // The client went away without a closing handshake: YARP would leave the backend waiting
-            // forever for a client that is gone. Tell it with Close 1001.
-            Terminate(CloseReason.ClientClose, CloseGoingAway, "client went away", Leg.Client, now);
+            Log.ClientWentAway(_logger, ClientAddress, RouteId, ClusterId, Destination);
+            Terminate(reason, CloseGoingAway, "client went away", Leg.Client, now);
         }
     }
 
@@ -519,9 +522,10 @@ internal sealed partial class RelayConnection
         }
     }
 
-    // Ends both connections: YARP's read of the client fails, so YARP cancels its other loop and
-    // disposes the backend connection; the client connection then ends after what was written to it
-    // (our Close included) is flushed. If YARP is not reading from us, the tick aborts after a grace.
+    // Ends both connections. The token YARP's forwarder runs under is cancelled, so YARP stops both
+    // copy loops (logged by YARP at Debug, as a cancellation), disposes the backend connection and
+    // returns; the client connection then ends after what was written to it, our Close included, is
+    // flushed. Should anything not honour the cancellation, the tick aborts after a grace period.
     private void RequestFinishLocked(long now)
     {
         if (_finishRequested || _requestEnded)
@@ -538,7 +542,20 @@ internal sealed partial class RelayConnection
             return;
         }
 
-        WakeReader();
+        // Cancellation callbacks run YARP's code; never under our lock.
+        ThreadPool.UnsafeQueueUserWorkItem(static cts => Cancel(cts), _finishCts, preferLocal: false);
+
+        static void Cancel(CancellationTokenSource cts)
+        {
+            try
+            {
+                cts.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // The request already ended.
+            }
+        }
     }
 
     private void AbortNow()

@@ -39,17 +39,12 @@ internal sealed partial class RelayConnection
     {
         var inner = _inner ?? throw new InvalidOperationException("The relay is not attached.");
         _inRead = true;
+        var token = ReadToken(cancellationToken);
         try
         {
-            var token = ReadToken(cancellationToken);
             OnBackendFrameDelivered();
             while (true)
             {
-                if (_finishRequested)
-                {
-                    throw new ConnectionReapedException(_reason);
-                }
-
                 if (_readOverflowCount > 0)
                 {
                     return buffer.IsEmpty ? 0 : DrainOverflow(buffer.Span);
@@ -72,7 +67,19 @@ internal sealed partial class RelayConnection
                     return 0;
                 }
 
-                if (!await WaitForClientAsync())
+                bool dataReady;
+                try
+                {
+                    dataReady = await WaitForClientAsync();
+                }
+                catch (IOException) when (!token.IsCancellationRequested)
+                {
+                    // Reset by the client: it is gone just as if it had sent FIN.
+                    OnClientGone(CloseReason.ClientError);
+                    continue;
+                }
+
+                if (!dataReady)
                 {
                     continue;
                 }
@@ -109,6 +116,13 @@ internal sealed partial class RelayConnection
                 }
             }
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !_finishRequested && !_context.RequestAborted.IsCancellationRequested)
+        {
+            // YARP stops reading the client once the backend's side has ended (EOF or reset) without
+            // a closing handshake; the client would only see its connection drop (1006).
+            await TellClientBackendWentAwayAsync(inner);
+            throw;
+        }
         finally
         {
             _inRead = false;
@@ -132,12 +146,20 @@ internal sealed partial class RelayConnection
             limit = held + (int)_c2b.PayloadRemaining;
         }
 
-        var read = await inner.ReadAsync(buffer[held..limit], token);
+        int read;
+        try
+        {
+            read = await inner.ReadAsync(buffer[held..limit], token);
+        }
+        catch (IOException) when (!token.IsCancellationRequested)
+        {
+            OnClientGone(CloseReason.ClientError);
+            return 0;
+        }
+
         if (read == 0)
         {
-            _clientEof = true;
-            _c2bHeldCount = 0;
-            OnClientEndOfStream();
+            OnClientGone(CloseReason.ClientClose);
             return 0;
         }
 
@@ -427,17 +449,10 @@ internal sealed partial class RelayConnection
             {
                 ConsumeInnerWait();
             }
-            catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException or ConnectionReapedException)
+            catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException)
             {
                 // Expected: the read was cancelled or the connection is gone.
             }
         }
     }
-}
-
-/// <summary>Ends YARP's copy loops when the relay has finished a connection on its own.</summary>
-internal sealed class ConnectionReapedException(CloseReason reason)
-    : IOException($"The WebSocket was ended by ReaperProxy ({reason.ToTag()}).")
-{
-    public CloseReason Reason { get; } = reason;
 }

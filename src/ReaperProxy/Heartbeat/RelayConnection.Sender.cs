@@ -256,6 +256,45 @@ internal sealed partial class RelayConnection
         }
     }
 
+    private async ValueTask TellClientBackendWentAwayAsync(Stream inner)
+    {
+        lock (_gate)
+        {
+            if (_policy.Mode != Configuration.HeartbeatMode.Enforce || _passThrough || _terminating || _closeFromBackend || _closeSentToClient || _dropToClient)
+            {
+                return;
+            }
+
+            _terminating = true;
+            if (_reason == CloseReason.None)
+            {
+                _reason = CloseReason.BackendClose;
+            }
+
+            QueueClose(Leg.Client, CloseGoingAway, "backend went away");
+        }
+
+        Log.BackendWentAway(_logger, RouteId, ClusterId, Destination, ClientAddress);
+
+        if (!await _writeLock.WaitAsync(TimeSpan.FromMilliseconds(200)))
+        {
+            return;
+        }
+
+        try
+        {
+            await SendFramesForClientAsync(inner, CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromMilliseconds(500));
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or TimeoutException)
+        {
+            // The client is failing too; nothing more to tell it.
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
     private CancellationToken WriteToken(CancellationToken callerToken)
     {
         if (_writeCts is null || (callerToken != _writeCallerToken && callerToken.CanBeCanceled))

@@ -28,6 +28,7 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
     private readonly string? _policyName;
     private ReaperSettings _policySource;
     private HeartbeatPolicy _policy;
+    private readonly CancellationTokenSource _finishCts = new();
     private Stream? _inner;
 
     public RelayConnection(
@@ -83,6 +84,9 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
 
     /// <summary>Why the connection ended, once decided.</summary>
     public CloseReason Reason => _reason;
+
+    /// <summary>Cancelled when the relay ends the connection itself; YARP's forwarder runs under it.</summary>
+    public CancellationToken FinishToken => _finishCts.Token;
 
     /// <summary>Takes over the client stream Kestrel handed out for the upgrade.</summary>
     public Stream Attach(Stream inner, string? destination)
@@ -181,6 +185,7 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
             DrainInnerRead();
             _readCts?.Dispose();
             _writeCts?.Dispose();
+            _finishCts.Dispose();
             _inner?.Dispose();
         }
 

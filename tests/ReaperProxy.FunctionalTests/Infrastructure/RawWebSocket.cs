@@ -60,7 +60,7 @@ public sealed class RawWebSocket : IAsyncDisposable
         var buffer = new byte[16 * 1024];
         var filled = 0;
         int headerEnd;
-        while ((headerEnd = IndexOf(buffer.AsSpan(0, filled), "\r\n\r\n"u8)) < 0)
+        while ((headerEnd = buffer.AsSpan(0, filled).IndexOf("\r\n\r\n"u8)) < 0)
         {
             var n = await socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, cts.Token);
             if (n == 0)
@@ -149,14 +149,20 @@ public sealed class RawWebSocket : IAsyncDisposable
 
     /// <summary>Reads frames until the stream ends or <paramref name="timeout"/> passes (see <see cref="RawFrameReader.WaitForEndOfStreamAsync"/>).</summary>
     public Task<bool> WaitForEndOfStreamAsync(TimeSpan timeout) => _reader.WaitForEndOfStreamAsync(timeout);
+
+    public ValueTask DisposeAsync()
+    {
+        _stream.Dispose();
+        return ValueTask.CompletedTask;
+    }
 }
 
 /// <summary>Reads WebSocket frames from a raw stream exactly as they arrive.</summary>
 public sealed class RawFrameReader(Stream stream, ReadOnlySpan<byte> leftover = default)
 {
-    private readonly byte[] _buffer = Init(leftover, out var end);
+    private readonly byte[] _buffer = Init(leftover);
     private int _start;
-    private int _end = end;
+    private int _end = leftover.Length;
 
     /// <summary>Reads the next frame; null at the end of the stream. Throws TimeoutException past <paramref name="timeout"/>.</summary>
     public async Task<RawFrame?> ReceiveFrameAsync(TimeSpan? timeout = null)
@@ -255,11 +261,10 @@ public sealed class RawFrameReader(Stream stream, ReadOnlySpan<byte> leftover = 
         }
     }
 
-    private static byte[] Init(ReadOnlySpan<byte> leftover, out int end)
+    private static byte[] Init(ReadOnlySpan<byte> leftover)
     {
         var buffer = new byte[512 * 1024];
         leftover.CopyTo(buffer);
-        end = leftover.Length;
         return buffer;
     }
 
@@ -290,4 +295,5 @@ public sealed class RawFrameReader(Stream stream, ReadOnlySpan<byte> leftover = 
 
         return true;
     }
-    private static int IndexOf(ReadOnlySpan<byte> haystack, ReadOnlySpan<byte> needle) => haystack.IndexOf(needle);
+
+}

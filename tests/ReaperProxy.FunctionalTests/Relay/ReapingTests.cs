@@ -154,6 +154,9 @@ public sealed class ReapingTests(ITestOutputHelper output)
         var slow = new Heartbeat(TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(1));
         await using var fixture = await RelayFixture.StartAsync(output, slow);
         await using var live = await TestWebSocket.ConnectHttp1Async(fixture.Ws("/echo"));
+
+        // A pending receive is what makes a ClientWebSocket answer pings: a live application is reading.
+        var receive = live.ReceiveTextAsync();
         await using var silent = await RawWebSocket.ConnectAsync(fixture.Ws("/record"));
         await fixture.Probe.Accepted.WaitAsync(TimeSpan.FromSeconds(5));
 
@@ -169,7 +172,6 @@ public sealed class ReapingTests(ITestOutputHelper output)
         Assert.InRange(sinceReload.Elapsed, TimeSpan.Zero, s_fast.Deadline + Heartbeat.Slack);
 
         // ...while the live one, which answers pings, was not dropped by the reload.
-        var receive = live.ReceiveTextAsync();
         await Task.Delay(s_fast.Deadline);
         await live.SendTextAsync("still echoing");
         Assert.Equal("still echoing", await receive);
