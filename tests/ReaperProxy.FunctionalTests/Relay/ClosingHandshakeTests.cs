@@ -114,4 +114,26 @@ public sealed class ClosingHandshakeTests(ITestOutputHelper output)
         Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, status);
         Assert.Equal("backend went away", description);
     }
+
+    [Fact]
+    public async Task Shutdown_closes_both_legs_with_1001_and_drains_within_CloseTimeout()
+    {
+        await using var fixture = await RelayFixture.StartAsync(output, s_heartbeat);
+        await using var client = await TestWebSocket.ConnectHttp1Async(fixture.Ws("/record"));
+        Assert.Equal("x", await client.EchoAsync("x"));
+
+        var receiving = client.Socket.ReceiveCloseAsync(TimeSpan.FromSeconds(10));
+        var stopping = Stopwatch.StartNew();
+        var stop = fixture.Proxy.Host.StopAsync();
+        var (status, description) = await receiving;
+        Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, status);
+        Assert.Equal("proxy shutting down", description);
+        await client.Socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "ok", CancellationToken.None);
+
+        var backend = await fixture.Probe.Outcome.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, backend.CloseStatus);
+        Assert.Equal("proxy shutting down", backend.CloseDescription);
+        await stop.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.InRange(stopping.Elapsed, TimeSpan.Zero, s_heartbeat.CloseTimeout + Heartbeat.Slack);
+    }
 }
