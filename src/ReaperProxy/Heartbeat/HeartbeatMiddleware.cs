@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.Features;
 using ReaperProxy.Configuration;
+using ReaperProxy.Metrics;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 
@@ -18,9 +19,11 @@ internal sealed class HeartbeatMiddleware
     private readonly ReaperSettingsMonitor _settings;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly ReaperMetrics _metrics;
 
-    public HeartbeatMiddleware(RequestDelegate next, ConnectionRegistry registry, ReaperSettingsMonitor settings, TimeProvider time, ILoggerFactory loggerFactory)
+    public HeartbeatMiddleware(RequestDelegate next, ConnectionRegistry registry, ReaperSettingsMonitor settings, TimeProvider time, ILoggerFactory loggerFactory, ReaperMetrics metrics)
     {
+        _metrics = metrics;
         _next = next;
         _registry = registry;
         _settings = settings;
@@ -42,6 +45,12 @@ internal sealed class HeartbeatMiddleware
             return;
         }
 
+        // A WebSocket's whole lifetime would otherwise land in http.server.request.duration (Off routes too).
+        if (context.Features.Get<IHttpMetricsTagsFeature>() is { } metricsTags)
+        {
+            metricsTags.MetricsDisabled = true;
+        }
+
         var proxy = context.GetReverseProxyFeature();
         var route = proxy.Route.Config;
         var policyName = route.Metadata?.GetValueOrDefault(ReaperSettings.PolicyMetadataKey);
@@ -55,13 +64,7 @@ internal sealed class HeartbeatMiddleware
             return;
         }
 
-        // A WebSocket's whole lifetime would otherwise land in http.server.request.duration.
-        if (context.Features.Get<IHttpMetricsTagsFeature>() is { } metricsTags)
-        {
-            metricsTags.MetricsDisabled = true;
-        }
-
-        var connection = new RelayConnection(_registry.NextId(), context, route.RouteId, proxy.Cluster.Config.ClusterId, policyName, _settings, _time, _logger);
+        var connection = new RelayConnection(_registry.NextId(), context, route.RouteId, proxy.Cluster.Config.ClusterId, policyName, _settings, _time, _logger, _metrics);
         var relayFeature = new HeartbeatRelayFeature(connection);
         context.Features.Set<IHeartbeatRelayFeature>(relayFeature);
         if (isH1WebSocket)

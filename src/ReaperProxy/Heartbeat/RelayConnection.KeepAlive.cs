@@ -126,6 +126,7 @@ internal sealed partial class RelayConnection
             if (policy.Mode == HeartbeatMode.Enforce)
             {
                 Log.IdleTimeout(_logger, RouteId, ClusterId, Destination, ClientAddress, Age(now));
+                _metrics?.Reaped(RouteId, ClusterId, "both", "idle_timeout");
                 Terminate(CloseReason.IdleTimeout, CloseGoingAway, "idle", deadLeg: null, now);
                 return;
             }
@@ -197,6 +198,7 @@ internal sealed partial class RelayConnection
         if (policy.Mode == HeartbeatMode.Enforce)
         {
             Log.Reaped(_logger, RouteId, ClusterId, Destination, ClientAddress, leg.ToTag(), "pong_timeout", Age(now), LastRtt(Leg.Client), LastRtt(Leg.Backend));
+            _metrics?.Reaped(RouteId, ClusterId, leg.ToTag(), "pong_timeout");
             Terminate(leg == Leg.Client ? CloseReason.ClientDead : CloseReason.BackendDead, CloseGoingAway,
                 leg == Leg.Client ? "client unresponsive" : "backend unresponsive", leg, now);
             return;
@@ -207,6 +209,7 @@ internal sealed partial class RelayConnection
         {
             observed = true;
             Log.ZombieObserved(_logger, RouteId, ClusterId, Destination, ClientAddress, leg.ToTag(), Age(now), LastRtt(Leg.Client), LastRtt(Leg.Backend));
+            _metrics?.ZombieObserved(RouteId, ClusterId, leg);
         }
 
         due = 0;
@@ -226,13 +229,18 @@ internal sealed partial class RelayConnection
         }
     }
 
-    private void OnPingSent(Leg leg) => Log.PingSent(_logger, Id, leg.ToTag());
+    private void OnPingSent(Leg leg)
+    {
+        Log.PingSent(_logger, Id, leg.ToTag());
+        _metrics?.PingSent(RouteId, leg);
+    }
 
     private void RecordPong(Leg leg, long sentAt, long now)
     {
         if (sentAt > 0 && sentAt <= now)
         {
             Volatile.Write(ref leg == Leg.Client ? ref _clientRtt : ref _backendRtt, now - sentAt);
+            _metrics?.PongRtt(RouteId, leg, _time.GetElapsedTime(sentAt, now));
         }
     }
 
@@ -500,6 +508,7 @@ internal sealed partial class RelayConnection
         }
 
         Log.CloseTimeout(_logger, RouteId, ClusterId, Destination, ClientAddress, initiator.Value.ToTag(), Duration.Format(_policy.CloseTimeout));
+        _metrics?.Reaped(RouteId, ClusterId, (initiator == Leg.Client ? Leg.Backend : Leg.Client).ToTag(), "close_timeout");
         FlushPendingCloses();
     }
 

@@ -24,6 +24,8 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
     private readonly TimeProvider _time;
     private readonly ReaperSettingsMonitor _settings;
     private readonly ILogger _logger;
+    private readonly Metrics.ReaperMetrics? _metrics;
+    private int _ended;
     private readonly ulong _tag;
     private readonly string? _policyName;
     private ReaperSettings _policySource;
@@ -39,8 +41,10 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
         string? policyName,
         ReaperSettingsMonitor settings,
         TimeProvider time,
-        ILogger logger)
+        ILogger logger,
+        Metrics.ReaperMetrics? metrics = null)
     {
+        _metrics = metrics;
         Id = id;
         _context = context;
         RouteId = routeId;
@@ -98,6 +102,7 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
         _clientLastHeard = now;
         _backendLastHeard = now;
         _lastData = now;
+        _metrics?.Opened(RouteId, ClusterId, Protocol);
         return this;
     }
 
@@ -111,6 +116,12 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
             {
                 _reason = fallback;
             }
+        }
+
+        // Exactly once per attached connection, whatever path ended it: active never drifts.
+        if (_inner is not null && Interlocked.Exchange(ref _ended, 1) == 0)
+        {
+            _metrics?.Closed(RouteId, ClusterId, _reason, _time.GetElapsedTime(OpenedAt));
         }
     }
 

@@ -3,6 +3,7 @@ using OpenTelemetry.Metrics;
 using ReaperProxy.Admin;
 using ReaperProxy.Configuration;
 using ReaperProxy.Heartbeat;
+using ReaperProxy.Metrics;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace ReaperProxy.Hosting;
@@ -30,6 +31,8 @@ public static class ReaperServiceCollectionExtensions
         DecorateForwarder(services);
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ConnectionRegistry>();
+        services.TryAddSingleton<ReaperMetrics>();
+        services.AddSingleton<IAdminEndpoints, ConnectionListEndpoint>();
         services.TryAddSingleton<HeartbeatScheduler>();
         services.AddHostedService(sp => sp.GetRequiredService<HeartbeatScheduler>());
         services.TryAddSingleton<ReaperSettingsMonitor>();
@@ -37,6 +40,7 @@ public static class ReaperServiceCollectionExtensions
         services.AddHostedService<ReadinessLifetime>();
         services.AddOpenTelemetry().WithMetrics(metrics =>
         {
+            metrics.AddMeter(ReaperMetrics.MeterName);
             metrics.AddMeter(ExportedMeters);
             metrics.AddPrometheusExporter();
         });

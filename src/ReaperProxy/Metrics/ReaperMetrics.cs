@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using ReaperProxy.Heartbeat;
+
+namespace ReaperProxy.Metrics;
+
+/// <summary>
+/// ReaperProxy's instruments (meter <c>ReaperProxy</c>). The names are a public contract: in
+/// Prometheus they read <c>reaper_connections_active</c>, <c>reaper_connections_reaped_total</c>,
+/// <c>reaper_pong_rtt_seconds_bucket</c>, … (see the README's metrics reference).
+/// </summary>
+internal sealed class ReaperMetrics
+{
+    public const string MeterName = "ReaperProxy";
+
+    // Seconds-scale boundaries: the SDK's default buckets (0–10000) suit milliseconds, not these.
+    private static readonly double[] s_rttBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+    private static readonly double[] s_durationBuckets = [1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400];
+
+    private readonly UpDownCounter<long> _active;
+    private readonly Counter<long> _opened;
+    private readonly Counter<long> _closed;
+    private readonly Counter<long> _reaped;
+    private readonly Counter<long> _observed;
+    private readonly Counter<long> _pings;
+    private readonly Histogram<double> _rtt;
+    private readonly Histogram<double> _duration;
+
+    public ReaperMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(MeterName);
+        _active = meter.CreateUpDownCounter<long>("reaper.connections.active", "{connection}",
+            "Proxied WebSockets open now under a heartbeat policy.");
+        _opened = meter.CreateCounter<long>("reaper.connections.opened", "{connection}",
+            "Proxied WebSockets opened under a heartbeat policy.");
+        _closed = meter.CreateCounter<long>("reaper.connections.closed", "{connection}",
+            "Proxied WebSockets that ended, by reason.");
+        _reaped = meter.CreateCounter<long>("reaper.connections.reaped", "{connection}",
+            "Connections the proxy ended itself: a dead leg (pong_timeout), an unanswered closing handshake (close_timeout), or no data (idle_timeout).");
+        _observed = meter.CreateCounter<long>("reaper.zombies.observed", "{connection}",
+            "Dead legs detected in Observe mode (nothing was closed).");
+        _pings = meter.CreateCounter<long>("reaper.pings.sent", "{ping}",
+            "Pings the proxy sent to quiet legs.");
+        _rtt = meter.CreateHistogram("reaper.pong.rtt", "s",
+            "Round trip from the proxy's ping to the pong that answered it.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = s_rttBuckets });
+        _duration = meter.CreateHistogram("reaper.connection.duration", "s",
+            "Lifetime of proxied WebSockets, by the reason they ended.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = s_durationBuckets });
+    }
+
+    public void Opened(string route, string cluster, string protocol)
+    {
+        var tags = new TagList { { "route", route }, { "cluster", cluster } };
+        _active.Add(1, tags);
+        tags.Add("protocol", protocol);
+        _opened.Add(1, tags);
+    }
+
+    public void Closed(string route, string cluster, CloseReason reason, TimeSpan duration)
+    {
+        var tags = new TagList { { "route", route }, { "cluster", cluster } };
+        _active.Add(-1, tags);
+        var reasonTag = reason.ToTag();
+        tags.Add("reason", reasonTag);
+        _closed.Add(1, tags);
+        _duration.Record(duration.TotalSeconds, new TagList { { "route", route }, { "reason", reasonTag } });
+    }
+
+    /// <summary><paramref name="leg"/>: <c>client</c>, <c>backend</c>, or <c>both</c> for an idle timeout (a connection-level decision).</summary>
+    public void Reaped(string route, string cluster, string leg, string reason) =>
+        _reaped.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "leg", leg }, { "reason", reason } });
+
+    public void ZombieObserved(string route, string cluster, Leg leg) =>
+        _observed.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "leg", leg.ToTag() } });
+
+    public void PingSent(string route, Leg leg) => _pings.Add(1, new TagList { { "route", route }, { "leg", leg.ToTag() } });
+
+    public void PongRtt(string route, Leg leg, TimeSpan rtt) =>
+        _rtt.Record(rtt.TotalSeconds, new TagList { { "route", route }, { "leg", leg.ToTag() } });
+}
