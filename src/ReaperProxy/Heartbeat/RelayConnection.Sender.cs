@@ -265,12 +265,9 @@ internal sealed partial class RelayConnection
                 return;
             }
 
+            // The reason stays open: YARP's error feature tells an orderly end (backend_close) from a
+            // failure (backend_error) when the request returns.
             _terminating = true;
-            if (_reason == CloseReason.None)
-            {
-                _reason = CloseReason.BackendClose;
-            }
-
             QueueClose(Leg.Client, CloseGoingAway, "backend went away");
         }
 
