@@ -1,0 +1,88 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text.Json;
+using ReaperProxy.FunctionalTests.Infrastructure;
+using ReaperProxy.FunctionalTests.Relay;
+using Xunit.Abstractions;
+
+namespace ReaperProxy.FunctionalTests.Observability;
+
+/// <summary>A real Prometheus scrapes the proxy's admin port; the reap shows up through its query API.</summary>
+public sealed class PrometheusEndToEndTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task A_reaped_silent_client_shows_in_prometheus_and_active_returns_to_zero()
+    {
+        var prometheusPath = ExternalTool.Require("prometheus");
+        var heartbeat = new Relay.Heartbeat(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+        await using var fixture = await RelayFixture.StartAsync(output, heartbeat);
+
+        var dir = Directory.CreateTempSubdirectory("reaper-prometheus-");
+        var port = ExternalTool.FreeLoopbackPort();
+        var admin = fixture.Proxy.AdminUri;
+        File.WriteAllText(Path.Combine(dir.FullName, "prometheus.yml"), $"""
+            global:
+              scrape_interval: 1s
+              scrape_timeout: 1s
+            scrape_configs:
+              - job_name: reaperproxy
+                metrics_path: /metrics
+                static_configs:
+                  - targets: ["127.0.0.1:{admin.Port}"]
+            """);
+        using var prometheus = Process.Start(new ProcessStartInfo(prometheusPath,
+            $"--config.file={dir.FullName}/prometheus.yml --storage.tsdb.path={dir.FullName}/data " +
+            $"--web.listen-address=127.0.0.1:{port} --log.level=warn")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        })!;
+        prometheus.OutputDataReceived += (_, e) => { if (e.Data is not null) output.WriteLine("[prometheus] " + e.Data); };
+        prometheus.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.WriteLine("[prometheus] " + e.Data); };
+        prometheus.BeginOutputReadLine();
+        prometheus.BeginErrorReadLine();
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(5) };
+            await Eventually.UntilAsync(async () => await Query(http, "up{job=\"reaperproxy\"}") == 1, "Prometheus to scrape the admin port", TimeSpan.FromSeconds(60));
+
+            // A raw client that completes the upgrade and then answers nothing.
+            await using var client = await RawWebSocket.ConnectAsync(fixture.Ws("/record"));
+            await fixture.Probe.Outcome.WaitAsync(heartbeat.Deadline + Relay.Heartbeat.Slack);
+
+            await Eventually.UntilAsync(
+                async () => await Query(http, "sum(reaper_connections_reaped_total{leg=\"client\",reason=\"pong_timeout\"})") >= 1,
+                "reaper_connections_reaped_total{leg=client,reason=pong_timeout} to rise", TimeSpan.FromSeconds(30));
+            await Eventually.UntilAsync(
+                async () => await Query(http, "sum(reaper_connections_active)") == 0,
+                "reaper_connections_active to return to 0", TimeSpan.FromSeconds(30));
+            Assert.True(await Query(http, "max_over_time(sum(reaper_connections_active)[1m:1s])") >= 1, "the live connection must have been counted while it lived");
+            Assert.True(await Query(http, "sum(reaper_connections_closed_total{reason=\"client_dead\"})") >= 1);
+        }
+        finally
+        {
+            prometheus.Kill(entireProcessTree: true);
+            await prometheus.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
+            dir.Delete(recursive: true);
+        }
+    }
+
+    // The value of an instant query with one result; NaN when it has none (yet).
+    private static async Task<double> Query(HttpClient http, string promql)
+    {
+        try
+        {
+            using var doc = await http.GetFromJsonAsync<JsonDocument>("api/v1/query?query=" + Uri.EscapeDataString(promql));
+            var results = doc!.RootElement.GetProperty("data").GetProperty("result");
+            return results.GetArrayLength() == 0
+                ? double.NaN
+                : double.Parse(results[0].GetProperty("value")[1].GetString()!, CultureInfo.InvariantCulture);
+        }
+        catch (HttpRequestException)
+        {
+            return double.NaN;
+        }
+    }
+}
