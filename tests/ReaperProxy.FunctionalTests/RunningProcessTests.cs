@@ -1,0 +1,78 @@
+using System.Net;
+using ReaperProxy.FunctionalTests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace ReaperProxy.FunctionalTests;
+
+/// <summary>The executable as a long-running process: serving, watching its file, shutting down.</summary>
+public sealed class RunningProcessTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("reaper-running-tests-");
+
+    public void Dispose() => _dir.Delete(recursive: true);
+
+    [Fact]
+    public async Task The_process_serves_HTTP_WebSockets_and_admin_and_exits_0_on_SIGTERM()
+    {
+        await using var backend = await TestBackend.StartAsync(new() { Output = output });
+        var file = Write(ProxyConfig.CatchAll(backend.BaseUri).ToJson());
+        await using var process = await ProxyProcess.StartAsync(file);
+        using var client = TestClients.Http1(process.PublicUri);
+        using var admin = TestClients.Http1(process.AdminUri);
+
+        Assert.Equal("hello from backend (HTTP/1.1)", await client.GetStringAsync("/hello"));
+        Assert.Equal("ready\n", await admin.GetStringAsync("/readyz"));
+        await using (var socket = await TestWebSocket.ConnectHttp1Async(new UriBuilder(new Uri(process.PublicUri, "/echo")) { Scheme = "ws" }.Uri))
+        {
+            Assert.Equal("hi", await socket.EchoAsync("hi"));
+            await socket.CloseAsync();
+        }
+
+        var result = await process.StopAsync();
+
+        output.WriteLine(result.ToString());
+        Assert.False(result.TimedOut, result.ToString());
+        Assert.Equal(0, result.ExitCode);
+        Assert.DoesNotContain("   at ", result.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_running_process_rejects_a_bad_file_keeps_serving_and_applies_a_later_good_one()
+    {
+        await using var backend = await TestBackend.StartAsync(new() { Output = output });
+        var config = new ProxyConfig().Cluster("backend", backend.BaseUri).Route("hello", "/hello", "backend");
+        var file = Write(config.ToJson());
+        await using var process = await ProxyProcess.StartAsync(file);
+        using var client = TestClients.Http1(process.PublicUri);
+        Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/post")).StatusCode);
+
+        // The process polls the file on its own (once a second); nothing here pokes it.
+        Write(config.Clone().Set("Reaper:Heartbeat:PingInterval", "0s").Route("post", "/post", "backend").ToJson());
+        await Eventually.UntilAsync(
+            () => process.StandardOutput.Contains("rejected", StringComparison.Ordinal),
+            "the process to log that it rejected the bad file");
+        Assert.Contains("Reaper:Heartbeat:PingInterval", process.StandardOutput, StringComparison.Ordinal);
+        Assert.Equal("hello from backend (HTTP/1.1)", await client.GetStringAsync("/hello"));
+        Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/post")).StatusCode);
+
+        Write(config.Clone().Route("post", "/post", "backend").ToJson());
+        await Eventually.UntilAsync(
+            async () =>
+            {
+                using var response = await client.PostAsync("/post", new StringContent("new route"));
+                return response.StatusCode == HttpStatusCode.OK && await response.Content.ReadAsStringAsync() == "new route";
+            },
+            "the new route from the good file to serve");
+        Assert.Equal("hello from backend (HTTP/1.1)", await client.GetStringAsync("/hello"));
+        Assert.False(process.HasExited);
+    }
+
+    private string Write(string json)
+    {
+        var path = Path.Combine(_dir.FullName, "reaper.json");
+        var temp = path + ".tmp";
+        File.WriteAllText(temp, json);
+        File.Move(temp, path, overwrite: true);
+        return path;
+    }
+}
