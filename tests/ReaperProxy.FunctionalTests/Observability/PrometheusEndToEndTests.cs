@@ -50,7 +50,7 @@ public sealed class PrometheusEndToEndTests(ITestOutputHelper output)
 
             // A raw client that completes the upgrade and then answers nothing.
             await using var client = await RawWebSocket.ConnectAsync(fixture.Ws("/record"));
-            await fixture.Probe.Outcome.WaitAsync(heartbeat.Deadline + Relay.Heartbeat.Slack);
+            await fixture.Probe.Outcome.WaitAsync(heartbeat.Deadline + TimeSpan.FromSeconds(15));
 
             await Eventually.UntilAsync(
                 async () => await Query(http, "sum(reaper_connections_reaped_total{leg=\"client\",reason=\"pong_timeout\"})") >= 1,
