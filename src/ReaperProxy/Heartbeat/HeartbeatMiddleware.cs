@@ -89,7 +89,7 @@ internal sealed class HeartbeatMiddleware
             {
                 _registry.Remove(connection);
                 connection.MarkEnded(FallbackReason(context));
-                Log.ConnectionClosed(_logger, connection.Id, connection.RouteId, connection.Reason.ToTag(), _time.GetElapsedTime(connection.OpenedAt));
+                Log.ConnectionClosed(_logger, connection.Id, connection.RouteId, connection.Reason.ToTag(), Math.Round(_time.GetElapsedTime(connection.OpenedAt).TotalSeconds, 3));
             }
         }
     }

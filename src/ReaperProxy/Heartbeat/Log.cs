@@ -4,23 +4,20 @@ namespace ReaperProxy.Heartbeat;
 internal static partial class Log
 {
     [LoggerMessage(EventId = 2001, EventName = "ConnectionReaped", Level = LogLevel.Information,
-        Message = "Reaped WebSocket: route {Route}, cluster {Cluster}, destination {Destination}, client {Client}: {Leg} leg dead ({Reason}) after {Age}; last RTT client {ClientRtt}, backend {BackendRtt}")]
-    public static partial void Reaped(ILogger logger, string route, string cluster, string? destination, string client, string leg, string reason, TimeSpan age, TimeSpan? clientRtt, TimeSpan? backendRtt);
+        Message = "Reaped WebSocket: route {Route}, cluster {Cluster}, destination {Destination}, client {Client}: {Leg} leg dead ({Reason}) after {AgeSeconds}s; last pong RTT client {ClientRttMs} ms, backend {BackendRttMs} ms")]
+    public static partial void Reaped(ILogger logger, string route, string cluster, string? destination, string client, string leg, string reason, double ageSeconds, double? clientRttMs, double? backendRttMs);
 
     [LoggerMessage(EventId = 2002, EventName = "ZombieObserved", Level = LogLevel.Information,
-        Message = "Observed zombie WebSocket (Observe mode, left open): route {Route}, cluster {Cluster}, destination {Destination}, client {Client}: {Leg} leg silent ({Reason}) after {Age}; last RTT client {ClientRtt}, backend {BackendRtt}")]
-    private static partial void ZombieObservedCore(ILogger logger, string route, string cluster, string? destination, string client, string leg, string reason, TimeSpan age, TimeSpan? clientRtt, TimeSpan? backendRtt);
-
-    public static void ZombieObserved(ILogger logger, string route, string cluster, string? destination, string client, string leg, TimeSpan age, TimeSpan? clientRtt, TimeSpan? backendRtt) =>
-        ZombieObservedCore(logger, route, cluster, destination, client, leg, "pong_timeout", age, clientRtt, backendRtt);
+        Message = "Observed zombie WebSocket (Observe mode, left open): route {Route}, cluster {Cluster}, destination {Destination}, client {Client}: {Leg} leg silent ({Reason}) after {AgeSeconds}s; last pong RTT client {ClientRttMs} ms, backend {BackendRttMs} ms")]
+    public static partial void ZombieObserved(ILogger logger, string route, string cluster, string? destination, string client, string leg, string reason, double ageSeconds, double? clientRttMs, double? backendRttMs);
 
     [LoggerMessage(EventId = 2003, EventName = "IdleTimeout", Level = LogLevel.Information,
-        Message = "Closing idle WebSocket (no data frame within IdleTimeout): route {Route}, cluster {Cluster}, destination {Destination}, client {Client}, age {Age}")]
-    public static partial void IdleTimeout(ILogger logger, string route, string cluster, string? destination, string client, TimeSpan age);
+        Message = "Closing idle WebSocket (no data frame within IdleTimeout): route {Route}, cluster {Cluster}, destination {Destination}, client {Client}, after {AgeSeconds}s")]
+    public static partial void IdleTimeout(ILogger logger, string route, string cluster, string? destination, string client, double ageSeconds);
 
     [LoggerMessage(EventId = 2004, EventName = "IdleObserved", Level = LogLevel.Information,
-        Message = "Observed idle WebSocket (Observe mode, left open): route {Route}, cluster {Cluster}, destination {Destination}, client {Client}, age {Age}")]
-    public static partial void IdleObserved(ILogger logger, string route, string cluster, string? destination, string client, TimeSpan age);
+        Message = "Observed idle WebSocket (Observe mode, left open): route {Route}, cluster {Cluster}, destination {Destination}, client {Client}, after {AgeSeconds}s")]
+    public static partial void IdleObserved(ILogger logger, string route, string cluster, string? destination, string client, double ageSeconds);
 
     [LoggerMessage(EventId = 2005, EventName = "CloseTimeout", Level = LogLevel.Information,
         Message = "Closing handshake timed out: route {Route}, cluster {Cluster}, destination {Destination}, client {Client}: the {Initiator} sent Close and got no answer within {CloseTimeout}; answering it and ending both connections")]
@@ -39,8 +36,8 @@ internal static partial class Log
     public static partial void PingSent(ILogger logger, long connectionId, string leg);
 
     [LoggerMessage(EventId = 2009, EventName = "ConnectionClosed", Level = LogLevel.Debug,
-        Message = "WebSocket {ConnectionId} on route {Route} ended: {Reason} after {Age}")]
-    public static partial void ConnectionClosed(ILogger logger, long connectionId, string route, string reason, TimeSpan age);
+        Message = "WebSocket {ConnectionId} on route {Route} ended: {Reason} after {AgeSeconds}s")]
+    public static partial void ConnectionClosed(ILogger logger, long connectionId, string route, string reason, double ageSeconds);
 
     [LoggerMessage(EventId = 2010, EventName = "SchedulerFailed", Level = LogLevel.Error,
         Message = "Heartbeat tick failed for connection {ConnectionId}")]

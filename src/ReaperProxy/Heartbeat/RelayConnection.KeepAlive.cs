@@ -125,7 +125,7 @@ internal sealed partial class RelayConnection
         {
             if (policy.Mode == HeartbeatMode.Enforce)
             {
-                Log.IdleTimeout(_logger, RouteId, ClusterId, Destination, ClientAddress, Age(now));
+                Log.IdleTimeout(_logger, RouteId, ClusterId, Destination, ClientAddress, AgeSeconds(now));
                 _metrics?.Reaped(RouteId, ClusterId, "both", "idle_timeout");
                 Terminate(CloseReason.IdleTimeout, CloseGoingAway, "idle", deadLeg: null, now);
                 return;
@@ -134,7 +134,7 @@ internal sealed partial class RelayConnection
             if (!_idleObserved)
             {
                 _idleObserved = true;
-                Log.IdleObserved(_logger, RouteId, ClusterId, Destination, ClientAddress, Age(now));
+                Log.IdleObserved(_logger, RouteId, ClusterId, Destination, ClientAddress, AgeSeconds(now));
             }
         }
 
@@ -197,7 +197,7 @@ internal sealed partial class RelayConnection
 
         if (policy.Mode == HeartbeatMode.Enforce)
         {
-            Log.Reaped(_logger, RouteId, ClusterId, Destination, ClientAddress, leg.ToTag(), "pong_timeout", Age(now), LastRtt(Leg.Client), LastRtt(Leg.Backend));
+            Log.Reaped(_logger, RouteId, ClusterId, Destination, ClientAddress, leg.ToTag(), "pong_timeout", AgeSeconds(now), RttMs(Leg.Client), RttMs(Leg.Backend));
             _metrics?.Reaped(RouteId, ClusterId, leg.ToTag(), "pong_timeout");
             Terminate(leg == Leg.Client ? CloseReason.ClientDead : CloseReason.BackendDead, CloseGoingAway,
                 leg == Leg.Client ? "client unresponsive" : "backend unresponsive", leg, now);
@@ -208,7 +208,7 @@ internal sealed partial class RelayConnection
         if (!observed)
         {
             observed = true;
-            Log.ZombieObserved(_logger, RouteId, ClusterId, Destination, ClientAddress, leg.ToTag(), Age(now), LastRtt(Leg.Client), LastRtt(Leg.Backend));
+            Log.ZombieObserved(_logger, RouteId, ClusterId, Destination, ClientAddress, leg.ToTag(), "pong_timeout", AgeSeconds(now), RttMs(Leg.Client), RttMs(Leg.Backend));
             _metrics?.ZombieObserved(RouteId, ClusterId, leg);
         }
 
@@ -583,5 +583,7 @@ internal sealed partial class RelayConnection
 
     private long Ticks(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
 
-    private TimeSpan Age(long now) => _time.GetElapsedTime(OpenedAt, now);
+    private double AgeSeconds(long now) => Math.Round(_time.GetElapsedTime(OpenedAt, now).TotalSeconds, 3);
+
+    private double? RttMs(Leg leg) => LastRtt(leg) is { } rtt ? Math.Round(rtt.TotalMilliseconds, 3) : null;
 }

@@ -3,7 +3,7 @@ using System.Net.Sockets;
 namespace ReaperProxy.Hosting;
 
 /// <summary>The process entry point: command line, check mode, start-up errors and exit codes.</summary>
-public static class ReaperProgram
+public static partial class ReaperProgram
 {
     /// <summary>Exit code for a usage error.</summary>
     public const int UsageError = 2;
@@ -58,10 +58,25 @@ public static class ReaperProgram
                 return ConfigError;
             }
 
-            output.WriteLine($"ReaperProxy is running. Public: {string.Join(", ", host.ProxyAddresses)}  Admin: {string.Join(", ", host.AdminAddresses)} (/healthz /readyz /metrics /connections)");
+            var publicUrls = string.Join(", ", host.ProxyAddresses);
+            var adminUrls = string.Join(", ", host.AdminAddresses);
+            if (host.Settings.LogFormat == Configuration.LogFormat.Json)
+            {
+                // Log pipelines ingest stdout line by line: keep every line JSON.
+                LogRunning(host.Proxy.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ReaperProxy"), publicUrls, adminUrls);
+            }
+            else
+            {
+                output.WriteLine($"ReaperProxy is running. Public: {publicUrls}  Admin: {adminUrls} (/healthz /readyz /metrics /connections)");
+            }
+
             await host.WaitForShutdownAsync();
         }
 
         return 0;
     }
+
+    [LoggerMessage(EventId = 1003, EventName = "Running", Level = LogLevel.Information,
+        Message = "ReaperProxy is running. Public: {PublicUrls}  Admin: {AdminUrls} (/healthz /readyz /metrics /connections)")]
+    private static partial void LogRunning(ILogger logger, string publicUrls, string adminUrls);
 }

@@ -79,7 +79,7 @@ public sealed class ProxyProcess : IAsyncDisposable
             }
 
             Append(_stdout, e.Data);
-            if (e.Data.StartsWith(RunningBanner, StringComparison.Ordinal))
+            if (e.Data.Contains(RunningBanner, StringComparison.Ordinal))
             {
                 _banner.TrySetResult(e.Data);
             }
