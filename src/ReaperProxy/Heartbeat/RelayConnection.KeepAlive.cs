@@ -19,6 +19,10 @@ internal sealed partial class RelayConnection
     private long _lastData;
     private long _clientPingDue;
     private long _backendPingDue;
+    private long _clientPingSent;
+    private long _backendPingSent;
+    private long _writeStartedAt;
+    private long _readReturnedAt;
     private long _clientRtt = -1;
     private long _backendRtt = -1;
     private bool _clientObserved;
@@ -145,14 +149,24 @@ internal sealed partial class RelayConnection
     /// <summary>Ends the connection with Close 1001 because the proxy is shutting down.</summary>
     public void BeginShutdown() => Terminate(CloseReason.Shutdown, CloseGoingAway, "proxy shutting down", deadLeg: null, _time.GetTimestamp());
 
+    // A leg is dead when (a) a ping actually went out to it and nothing at all came back within
+    // PongTimeout, or (b) it stopped consuming: a write toward it made no progress for PingInterval +
+    // PongTimeout (a frozen process, a link that went dark while data was flowing to it). A ping can
+    // only leave at a frame boundary; while the stream toward a leg is inside a frame, its silence
+    // proves nothing and it is not judged on it.
     private void CheckLeg(Leg leg, long now, HeartbeatPolicy policy)
     {
         ref var due = ref leg == Leg.Client ? ref _clientPingDue : ref _backendPingDue;
+        ref var observed = ref leg == Leg.Client ? ref _clientObserved : ref _backendObserved;
         if (!policy.Pings(leg == Leg.Client ? HeartbeatLegs.Client : HeartbeatLegs.Backend))
         {
             due = 0;
             return;
         }
+
+        var sent = Volatile.Read(ref leg == Leg.Client ? ref _clientPingSent : ref _backendPingSent);
+        var pingWindow = Ticks(policy.PingInterval);
+        var pongWindow = Ticks(policy.PongTimeout);
 
         // A leg whose bytes wait behind the other direction (YARP busy writing them) counts as heard:
         // a slow reader on one side must not make the other side look dead.
@@ -160,35 +174,34 @@ internal sealed partial class RelayConnection
             ? (_inRead ? Volatile.Read(ref _clientLastHeard) : now)
             : (_inWrite ? now : Volatile.Read(ref _backendLastHeard));
 
-        if (due != 0 && heard >= due)
+        // Stopped consuming: YARP has been stuck writing toward this leg.
+        var stalled = leg == Leg.Client
+            ? _inWrite && now - Volatile.Read(ref _writeStartedAt) >= pingWindow + pongWindow
+            : !_inRead && !_clientEof && Volatile.Read(ref _readReturnedAt) is var returned && returned != 0 && now - returned >= pingWindow + pongWindow;
+
+        if (due != 0 && heard >= (sent != 0 ? sent : due))
         {
+            // It spoke since the ping was asked for (or answered it): alive.
             due = 0;
-            if (leg == Leg.Client)
-            {
-                _clientObserved = false;
-            }
-            else
-            {
-                _backendObserved = false;
-            }
+            observed = false;
+            Volatile.Write(ref leg == Leg.Client ? ref _clientPingSent : ref _backendPingSent, 0);
+            sent = 0;
         }
 
-        if (due == 0)
+        var dead = stalled || (sent != 0 && now - sent >= pongWindow);
+        if (!dead)
         {
-            if (now - heard >= Ticks(policy.PingInterval))
+            if (due == 0)
             {
-                due = now;
-                RequestPing(leg);
+                if (now - heard >= pingWindow)
+                {
+                    due = now;
+                    RequestPing(leg);
+                }
             }
-
-            return;
-        }
-
-        if (now - due < Ticks(policy.PongTimeout))
-        {
-            // Not answered yet: a ping that could not go out at the last tick is tried again.
-            if (leg == Leg.Client ? _pingToClientWanted : _pingToBackendWanted)
+            else if (sent == 0)
             {
+                // Not sent yet (no frame boundary, or the writer was busy): ask again.
                 RequestPing(leg);
             }
 
@@ -204,7 +217,6 @@ internal sealed partial class RelayConnection
             return;
         }
 
-        ref var observed = ref leg == Leg.Client ? ref _clientObserved : ref _backendObserved;
         if (!observed)
         {
             observed = true;
@@ -212,7 +224,9 @@ internal sealed partial class RelayConnection
             _metrics?.ZombieObserved(RouteId, ClusterId, leg);
         }
 
+        // Observe goes on pinging, as Enforce would have had to.
         due = 0;
+        Volatile.Write(ref leg == Leg.Client ? ref _clientPingSent : ref _backendPingSent, 0);
     }
 
     private void RequestPing(Leg leg)
@@ -231,6 +245,7 @@ internal sealed partial class RelayConnection
 
     private void OnPingSent(Leg leg)
     {
+        Volatile.Write(ref leg == Leg.Client ? ref _clientPingSent : ref _backendPingSent, _time.GetTimestamp());
         Log.PingSent(_logger, Id, leg.ToTag());
         _metrics?.PingSent(RouteId, leg);
     }

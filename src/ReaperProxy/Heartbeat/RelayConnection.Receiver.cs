@@ -125,6 +125,7 @@ internal sealed partial class RelayConnection
         }
         finally
         {
+            Volatile.Write(ref _readReturnedAt, _time.GetTimestamp());
             _inRead = false;
         }
     }

@@ -27,6 +27,7 @@ internal sealed partial class RelayConnection
             var token = WriteToken(cancellationToken);
             var now = _time.GetTimestamp();
             Volatile.Write(ref _backendLastHeard, now);
+            Volatile.Write(ref _writeStartedAt, now);
             var consumed = 0;
             if (_b2cHeldCount > 0)
             {
@@ -46,6 +47,11 @@ internal sealed partial class RelayConnection
             }
 
             await SendFramesForClientAsync(inner, token);
+        }
+        catch (OperationCanceledException) when (_dropToClient && !cancellationToken.IsCancellationRequested)
+        {
+            // The client was reaped while a write to it was stuck: abandon that write and keep
+            // relaying the backend's side (its answer to our Close) until the connection is finished.
         }
         finally
         {
