@@ -117,6 +117,9 @@ internal sealed class RelayHarness : IAsyncDisposable
         return [.. collected];
     }
 
+    /// <summary>Runs YARP's client→backend copy loop in the background, collecting what it reads.</summary>
+    public BackendReader StartBackendReader() => new(Relay);
+
     /// <summary>YARP's backend→client copy loop writes what the backend sent.</summary>
     public Task FromBackendAsync(ReadOnlySpan<byte> bytes) => FromBackendAsync(bytes.ToArray());
 
@@ -149,6 +152,73 @@ internal sealed class RelayHarness : IAsyncDisposable
         Relay.MarkEnded(CloseReason.None);
         await Relay.DisposeAsync();
         _settings.Dispose();
+    }
+
+    /// <summary>YARP's client→backend loop on its own task: zero-byte read, 64 KiB read, repeat.</summary>
+    internal sealed class BackendReader
+    {
+        private readonly List<byte> _bytes = [];
+        private readonly SemaphoreSlim _grew = new(0);
+        private readonly Task _loop;
+
+        public BackendReader(RelayConnection relay) => _loop = Task.Run(() => RunAsync(relay));
+
+        /// <summary>Waits until what was read satisfies <paramref name="done"/>; returns it.</summary>
+        public async Task<byte[]> WaitUntilAsync(Func<byte[], bool> done)
+        {
+            while (true)
+            {
+                byte[] snapshot;
+                lock (_bytes)
+                {
+                    snapshot = [.. _bytes];
+                }
+
+                if (done(snapshot))
+                {
+                    return snapshot;
+                }
+
+                if (_loop.IsCompleted)
+                {
+                    await _loop;
+                    throw new InvalidOperationException($"the read loop ended after {snapshot.Length} bytes");
+                }
+
+                if (!await _grew.WaitAsync(s_guard))
+                {
+                    throw new TimeoutException($"nothing more was read after {snapshot.Length} bytes");
+                }
+            }
+        }
+
+        private async Task RunAsync(RelayConnection relay)
+        {
+            var buffer = new byte[64 * 1024];
+            try
+            {
+                while (true)
+                {
+                    _ = await relay.ReadAsync(Memory<byte>.Empty);
+                    var read = await relay.ReadAsync(buffer);
+                    if (read == 0)
+                    {
+                        return;
+                    }
+
+                    lock (_bytes)
+                    {
+                        _bytes.AddRange(buffer.AsSpan(0, read));
+                    }
+
+                    _grew.Release();
+                }
+            }
+            finally
+            {
+                _grew.Release();
+            }
+        }
     }
 
     /// <summary>Records <see cref="HttpContext.Abort"/>: for an upgraded request it ends both TCP connections.</summary>
