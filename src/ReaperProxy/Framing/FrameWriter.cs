@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
-using System.Text;
+using System.Text.Unicode;
 
 namespace ReaperProxy.Framing;
 
@@ -46,7 +46,8 @@ internal static class FrameWriter
     {
         Span<byte> payload = stackalloc byte[FrameHeader.MaxControlPayload];
         BinaryPrimitives.WriteUInt16BigEndian(payload, code);
-        var reasonBytes = Encoding.UTF8.GetBytes(reason, payload[2..]);
+        // §5.5.1: the reason is UTF-8 and must fit in 123 bytes; cut it at a whole character.
+        Utf8.FromUtf16(reason, payload[2..], out _, out var reasonBytes, replaceInvalidSequences: true, isFinalBlock: true);
         return WriteControl(destination, WebSocketOpcode.Close, payload[..(2 + reasonBytes)], mask);
     }
 
