@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using ReaperProxy.FunctionalTests.Infrastructure;
 using Xunit.Abstractions;
@@ -7,6 +8,10 @@ namespace ReaperProxy.FunctionalTests;
 /// <summary>The executable as a long-running process: serving, watching its file, shutting down.</summary>
 public sealed class RunningProcessTests(ITestOutputHelper output) : IDisposable
 {
+    // A child process notices a file change at its next poll (1 s), then reloads code paths it has not run
+    // yet; on a loaded CI machine that takes longer than an in-process change, so allow more than the default.
+    private static readonly TimeSpan ProcessWait = TimeSpan.FromSeconds(20);
+
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("reaper-running-tests-");
 
     public void Dispose() => _dir.Delete(recursive: true);
@@ -43,18 +48,34 @@ public sealed class RunningProcessTests(ITestOutputHelper output) : IDisposable
         var config = new ProxyConfig().Cluster("backend", backend.BaseUri).Route("hello", "/hello", "backend");
         var file = Write(config.ToJson());
         await using var process = await ProxyProcess.StartAsync(file);
+        try
+        {
+            await RejectThenApply(process, file, config);
+        }
+        finally
+        {
+            output.WriteLine($"--- process stdout ---\n{process.StandardOutput}--- process stderr ---\n{process.StandardError}");
+        }
+    }
+
+    private async Task RejectThenApply(ProxyProcess process, string file, ProxyConfig config)
+    {
         using var client = TestClients.Http1(process.PublicUri);
         Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/post")).StatusCode);
 
         // The process polls the file on its own (once a second); nothing here pokes it.
+        var clock = Stopwatch.StartNew();
         Write(config.Clone().Set("Reaper:Heartbeat:PingInterval", "0s").Route("post", "/post", "backend").ToJson());
         await Eventually.UntilAsync(
-            () => process.StandardOutput.Contains("rejected", StringComparison.Ordinal),
-            "the process to log that it rejected the bad file");
+            () => process.StandardOutput.Contains($"Configuration reload of {file} rejected", StringComparison.Ordinal),
+            "the process to log that it rejected the bad file",
+            ProcessWait);
+        output.WriteLine($"bad file rejected after {clock.Elapsed.TotalSeconds:0.0} s");
         Assert.Contains("Reaper:Heartbeat:PingInterval", process.StandardOutput, StringComparison.Ordinal);
         Assert.Equal("hello from backend (HTTP/1.1)", await client.GetStringAsync("/hello"));
         Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/post")).StatusCode);
 
+        clock.Restart();
         Write(config.Clone().Route("post", "/post", "backend").ToJson());
         await Eventually.UntilAsync(
             async () =>
@@ -62,7 +83,9 @@ public sealed class RunningProcessTests(ITestOutputHelper output) : IDisposable
                 using var response = await client.PostAsync("/post", new StringContent("new route"));
                 return response.StatusCode == HttpStatusCode.OK && await response.Content.ReadAsStringAsync() == "new route";
             },
-            "the new route from the good file to serve");
+            "the new route from the good file to serve",
+            ProcessWait);
+        output.WriteLine($"good file applied after {clock.Elapsed.TotalSeconds:0.0} s");
         Assert.Equal("hello from backend (HTTP/1.1)", await client.GetStringAsync("/hello"));
         Assert.False(process.HasExited);
     }

@@ -66,6 +66,29 @@ public sealed class ReaperProgramTests : IDisposable
     }
 
     [Fact]
+    public async Task Check_config_shows_IdleTimeout_null_in_a_policy_as_off_even_when_Heartbeat_sets_one()
+    {
+        var file = Write("idle.json", """
+            {
+              "Reaper": { "Heartbeat": { "IdleTimeout": "30s" }, "Policies": { "forever": { "IdleTimeout": null } } },
+              "ReverseProxy": {
+                "Routes": {
+                  "a": { "ClusterId": "c", "Match": { "Path": "/a" }, "Metadata": { "ReaperPolicy": "forever" } },
+                  "b": { "ClusterId": "c", "Match": { "Path": "/b" } }
+                },
+                "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:5001/" } } } }
+              }
+            }
+            """);
+
+        Assert.Equal(0, await ReaperProgram.RunAsync(["--check-config", file], _out, _err));
+
+        var lines = _out.ToString().Split('\n');
+        Assert.Contains(lines, l => l.StartsWith("route a -> cluster c, policy forever:", StringComparison.Ordinal) && l.Contains("IdleTimeout=off", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("route b -> cluster c, policy (default):", StringComparison.Ordinal) && l.Contains("IdleTimeout=30s", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Check_config_on_a_file_without_routes_says_so()
     {
         var file = Write("empty.json", "{}");
