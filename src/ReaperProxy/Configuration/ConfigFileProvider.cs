@@ -5,6 +5,9 @@ namespace ReaperProxy.Configuration;
 /// <summary>Loads, validates and watches the <c>--config</c> file. See <see cref="ConfigFileSource"/>.</summary>
 public sealed class ConfigFileProvider : ConfigurationProvider, IDisposable
 {
+    // What a ReaperProxy config file may hold: the reaper's and YARP's sections and the host's own.
+    private static readonly string[] s_knownSections = ["Reaper", "ReverseProxy", "Kestrel", "Logging", "AllowedHosts", "Urls"];
+
     private readonly ConfigFileSource _source;
     private readonly Lock _gate = new();
     private Timer? _poll;
@@ -115,7 +118,18 @@ public sealed class ConfigFileProvider : ConfigurationProvider, IDisposable
 
         // Validate the file as it would be seen over the built-in defaults.
         var candidate = new ConfigurationBuilder().AddInMemoryCollection(data).Build();
-        ReaperSettingsReader.Read(candidate, out var errors);
+        ReaperSettingsReader.Read(candidate, out var settingsErrors);
+        var errors = new List<ConfigError>(settingsErrors);
+
+        // A misspelled section would be ignored silently: "ReversProxy" would drop every route.
+        foreach (var section in candidate.GetChildren())
+        {
+            if (!s_knownSections.Contains(section.Key, StringComparer.OrdinalIgnoreCase))
+            {
+                errors.Add(new(section.Key, $"unknown top-level section '{section.Key}' (known: {string.Join(", ", s_knownSections)})"));
+            }
+        }
+
         return (data, errors);
     }
 }

@@ -23,6 +23,12 @@ public static class Duration
             return false;
         }
 
+        if (s[0] == '-')
+        {
+            error = $"'{s}' must be a positive duration";
+            return false;
+        }
+
         if (s.Contains(':'))
         {
             if (!TimeSpan.TryParse(s, CultureInfo.InvariantCulture, out value))

@@ -129,6 +129,8 @@ public sealed class ConfigFileProviderTests : IDisposable
     [InlineData("""{ "Reaper": { "Heartbeat": { "Mode": "Sometimes" } } }""")]
     [InlineData("""{ "Reaper": { "Policies": { "p": { "Typo": "1s" } } } }""")]
     [InlineData("""{ "ReverseProxy": { "Routes": { "r": { "Match": { "Path": "/r" } } } } }""")]
+    [InlineData("""{ "Reaper": { "Heartbeat": { "PongTimeout": "-5s" } } }""")]
+    [InlineData("""{ "ReversProxy": { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/r" } } } } }""")]
     public void Invalid_values_on_reload_are_rejected_and_the_data_is_unchanged(string bad)
     {
         var configuration = Build(Good);
@@ -285,5 +287,17 @@ public sealed class ConfigFileProviderTests : IDisposable
         var count = new StrongBox<int>();
         Microsoft.Extensions.Primitives.ChangeToken.OnChange(configuration.GetReloadToken, () => count.Value++);
         return count;
+    }
+
+    [Fact]
+    public void A_misspelled_section_is_reported_with_the_known_ones()
+    {
+        File.WriteAllText(_path, """{ "ReversProxy": { "Routes": {} } }""");
+        var (_, _, errors) = ConfigFileProvider.ReadAndValidate(_path);
+
+        var error = Assert.Single(errors);
+        Assert.Equal("ReversProxy", error.Path);
+        Assert.Contains("unknown top-level section 'ReversProxy'", error.Message);
+        Assert.Contains("ReverseProxy", error.Message);
     }
 }

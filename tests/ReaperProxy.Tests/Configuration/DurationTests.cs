@@ -80,11 +80,11 @@ public class DurationTests
     [Theory]
     [InlineData("-5s")]
     [InlineData("-500ms")]
-    public void A_negative_short_form_is_rejected(string text)
+    public void A_negative_short_form_is_rejected_as_not_positive(string text)
     {
         Assert.False(Duration.TryParse(text, out var value, out var error));
         Assert.Equal(default, value);
-        Assert.Contains($"'{text}'", error);
+        Assert.Contains($"'{text}' must be a positive duration", error);
     }
 
     [Theory]

@@ -217,7 +217,7 @@ public class ReaperSettingsReaderTests
     [InlineData("PingInterval", "0s", "must be a positive duration")]
     [InlineData("PongTimeout", "00:00:00", "must be a positive duration")]
     [InlineData("CloseTimeout", "-00:00:01", "must be a positive duration")]
-    [InlineData("PingInterval", "-5s", "is not a duration")]
+    [InlineData("PingInterval", "-5s", "must be a positive duration")]
     [InlineData("PongTimeout", "10", "has no unit")]
     [InlineData("CloseTimeout", "soon", "is not a duration")]
     [InlineData("PingInterval", "30d", "longer than the maximum")]
