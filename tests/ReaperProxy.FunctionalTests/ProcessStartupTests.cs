@@ -23,7 +23,7 @@ public sealed class ProcessStartupTests : IDisposable
         ["negative duration"] = (c => c.Policy("fast", ("PongTimeout", "-00:00:02")).ToJson(),
             "Reaper:Policies:fast:PongTimeout", "'-00:00:02' must be a positive duration"),
         ["negative short duration"] = (c => c.Set("Reaper:Heartbeat:CloseTimeout", "-5s").ToJson(),
-            "Reaper:Heartbeat:CloseTimeout", "'-5s' is not a duration"),
+            "Reaper:Heartbeat:CloseTimeout", "'-5s' must be a positive duration"),
         ["route without a cluster"] = (c => c.Route("orphan", "/orphan", clusterId: "").Remove("ReverseProxy:Routes:orphan:ClusterId").ToJson(),
             "ReverseProxy:Routes:orphan:ClusterId", "route has no cluster"),
         ["unknown Mode"] = (c => c.Set("Reaper:Heartbeat:Mode", "Enforcing").ToJson(),
