@@ -48,18 +48,32 @@ public sealed class PrometheusEndToEndTests(ITestOutputHelper output)
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(5) };
             await Eventually.UntilAsync(async () => await Query(http, "up{job=\"reaperproxy\"}") == 1, "Prometheus to scrape the admin port", TimeSpan.FromSeconds(60));
 
-            // A raw client that completes the upgrade and then answers nothing.
-            await using var client = await RawWebSocket.ConnectAsync(fixture.Ws("/record"));
-            await fixture.Probe.Outcome.WaitAsync(heartbeat.Deadline + TimeSpan.FromSeconds(15));
+            // A live client (a receive pending, so it answers pings) shows up as active...
+            await using var live = await TestWebSocket.ConnectHttp1Async(fixture.Ws("/echo"));
+            var liveBuffer = new byte[64];
+            var liveReceive = live.Socket.ReceiveAsync(liveBuffer, CancellationToken.None);
+            await Eventually.UntilAsync(async () => await Query(http, "sum(reaper_connections_active)") == 1,
+                "reaper_connections_active to show the live connection", TimeSpan.FromSeconds(30));
+
+            // ...then a raw client completes the upgrade and answers nothing: it is reaped.
+            await using (var silent = await RawWebSocket.ConnectAsync(fixture.Ws("/record")))
+            {
+                await fixture.Probe.Outcome.WaitAsync(heartbeat.Deadline + TimeSpan.FromSeconds(15));
+            }
 
             await Eventually.UntilAsync(
                 async () => await Query(http, "sum(reaper_connections_reaped_total{leg=\"client\",reason=\"pong_timeout\"})") >= 1,
                 "reaper_connections_reaped_total{leg=client,reason=pong_timeout} to rise", TimeSpan.FromSeconds(30));
+            Assert.True(await Query(http, "sum(reaper_connections_closed_total{reason=\"client_dead\"})") >= 1);
+
+            // The live one was never reaped; once it closes, active is back to 0.
+            await live.SendTextAsync("bye");
+            Assert.Equal(3, (await liveReceive.WaitAsync(TimeSpan.FromSeconds(10))).Count);
+            await live.CloseAsync();
             await Eventually.UntilAsync(
                 async () => await Query(http, "sum(reaper_connections_active)") == 0,
                 "reaper_connections_active to return to 0", TimeSpan.FromSeconds(30));
-            Assert.True(await Query(http, "max_over_time(sum(reaper_connections_active)[1m:1s])") >= 1, "the live connection must have been counted while it lived");
-            Assert.True(await Query(http, "sum(reaper_connections_closed_total{reason=\"client_dead\"})") >= 1);
+            Assert.Equal(1, await Query(http, "sum(reaper_connections_reaped_total)"));
         }
         finally
         {
