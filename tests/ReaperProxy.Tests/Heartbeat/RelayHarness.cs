@@ -30,7 +30,7 @@ internal sealed class RelayHarness : IAsyncDisposable
     private readonly byte[] _readBuffer;
     private readonly ReaperSettingsMonitor _settings;
 
-    private RelayHarness(string mode, string legs, Random? segmenter, int readBufferSize)
+    private RelayHarness(string mode, string legs, Random? segmenter, int readBufferSize, ReaperProxy.Metrics.ReaperMetrics? metrics, string? idleTimeout)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
@@ -39,6 +39,7 @@ internal sealed class RelayHarness : IAsyncDisposable
             ["Reaper:Heartbeat:PingInterval"] = "10s",
             ["Reaper:Heartbeat:PongTimeout"] = "5s",
             ["Reaper:Heartbeat:CloseTimeout"] = "3s",
+            ["Reaper:Heartbeat:IdleTimeout"] = idleTimeout,
         }).Build();
         _settings = new ReaperSettingsMonitor(configuration, NullLogger<ReaperSettingsMonitor>.Instance);
 
@@ -52,7 +53,7 @@ internal sealed class RelayHarness : IAsyncDisposable
         Context = new DefaultHttpContext();
         Context.Features.Set<IHttpRequestLifetimeFeature>(Lifetime);
         Client = new TestClientStream(segmenter);
-        Relay = new RelayConnection(1, Context, "route", "cluster", policyName: null, _settings, Time, Logger);
+        Relay = new RelayConnection(1, Context, "route", "cluster", policyName: null, _settings, Time, Logger, metrics);
         Relay.Attach(Client, "http://backend/");
         _readBuffer = new byte[readBufferSize];
     }
@@ -73,8 +74,11 @@ internal sealed class RelayHarness : IAsyncDisposable
     /// <param name="legs">Client, Backend or Both.</param>
     /// <param name="segmenter">Chops the client's bytes into random read sizes.</param>
     /// <param name="readBufferSize">YARP's StreamCopier uses 64 KiB.</param>
-    public static RelayHarness Create(string mode = "Enforce", string legs = "Both", Random? segmenter = null, int readBufferSize = 64 * 1024) =>
-        new(mode, legs, segmenter, readBufferSize);
+    /// <param name="metrics">Instruments to record into (the metrics tests), or none.</param>
+    /// <param name="idleTimeout">Reaper:Heartbeat:IdleTimeout, or none.</param>
+    public static RelayHarness Create(string mode = "Enforce", string legs = "Both", Random? segmenter = null, int readBufferSize = 64 * 1024,
+        ReaperProxy.Metrics.ReaperMetrics? metrics = null, string? idleTimeout = null) =>
+        new(mode, legs, segmenter, readBufferSize, metrics, idleTimeout);
 
     /// <summary>Moves the fake clock and runs one heartbeat tick at the new time.</summary>
     public void AdvanceAndTick(TimeSpan by)
