@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.WebSockets;
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using ReaperProxy.Configuration;
 using ReaperProxy.FunctionalTests.Infrastructure;
 using Xunit.Abstractions;
@@ -69,6 +71,7 @@ public class ConfigReloadTests(ITestOutputHelper output)
         await using var backend = await TestBackend.StartAsync(new() { Output = output });
         var config = Config(backend);
         await using var proxy = await TestProxy.StartAsync(config, new() { Output = output });
+        using var reloads = new MetricCollector<long>(proxy.Host.Proxy.Services.GetRequiredService<IMeterFactory>(), "ReaperProxy", "reaper.config.reloads");
         using var client = TestClients.Http1(proxy.PublicUri);
         await using var socket = await TestWebSocket.ConnectHttp1Async(proxy.WebSocketUri("/echo"));
         Assert.Equal(HttpStatusCode.NotFound, (await client.PostAsync("/post", new StringContent("x"))).StatusCode);
@@ -87,6 +90,9 @@ public class ConfigReloadTests(ITestOutputHelper output)
         var settings = proxy.Host.Proxy.Services.GetRequiredService<ReaperSettingsMonitor>().Current;
         Assert.Equal(TimeSpan.FromSeconds(2), settings.PolicyForRoute("hello").PingInterval);
         await socket.CloseAsync();
+
+        // Each outcome is counted: reaper_config_reloads_total{result="rejected"|"applied"}.
+        Assert.Equal(["rejected", "applied"], reloads.GetMeasurementSnapshot().Select(m => (string?)m.Tags["result"]));
     }
 
     [Fact]

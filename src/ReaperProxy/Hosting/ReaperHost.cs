@@ -6,6 +6,7 @@ using Microsoft.Extensions.Configuration.EnvironmentVariables;
 using Microsoft.Extensions.Configuration.Json;
 using ReaperProxy.Admin;
 using ReaperProxy.Configuration;
+using ReaperProxy.Metrics;
 using Yarp.ReverseProxy.Configuration;
 
 namespace ReaperProxy.Hosting;
@@ -197,6 +198,7 @@ public sealed class ReaperHost : IAsyncDisposable
 
         var app = builder.Build();
         reporter.Attach(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ReaperProxy.Configuration"));
+        app.Services.GetRequiredService<ReaperMetrics>().Observe(reporter);
 
         var proxyErrors = ValidateProxyConfig(app.Services);
         if (proxyErrors.Count > 0)

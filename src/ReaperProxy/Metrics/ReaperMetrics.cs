@@ -25,6 +25,7 @@ internal sealed class ReaperMetrics
     private readonly Counter<long> _pings;
     private readonly Histogram<double> _rtt;
     private readonly Histogram<double> _duration;
+    private readonly Counter<long> _reloads;
 
     public ReaperMetrics(IMeterFactory meterFactory)
     {
@@ -47,6 +48,15 @@ internal sealed class ReaperMetrics
         _duration = meter.CreateHistogram("reaper.connection.duration", "s",
             "Lifetime of proxied WebSockets, by the reason they ended.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = s_durationBuckets });
+        _reloads = meter.CreateCounter<long>("reaper.config.reloads", "{reload}",
+            "Changes to the --config file: applied, or rejected (invalid; the last good configuration kept serving).");
+    }
+
+    /// <summary>Counts reload outcomes reported by <paramref name="reporter"/>.</summary>
+    public void Observe(Configuration.ConfigReloadReporter reporter)
+    {
+        reporter.ReloadApplied += () => _reloads.Add(1, new KeyValuePair<string, object?>("result", "applied"));
+        reporter.ReloadRejected += () => _reloads.Add(1, new KeyValuePair<string, object?>("result", "rejected"));
     }
 
     public void Opened(string route, string cluster, string protocol)

@@ -136,4 +136,24 @@ public sealed class ClosingHandshakeTests(ITestOutputHelper output)
         await stop.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.InRange(stopping.Elapsed, TimeSpan.Zero, s_heartbeat.CloseTimeout + Heartbeat.Slack);
     }
+
+    [Fact]
+    public async Task Readyz_answers_503_while_shutdown_drains_connections()
+    {
+        await using var fixture = await RelayFixture.StartAsync(output, new Heartbeat(TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(2)));
+        using var admin = new HttpClient { BaseAddress = fixture.Proxy.AdminUri };
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await admin.GetAsync("readyz")).StatusCode);
+
+        // A raw client that will not answer the shutdown Close keeps the drain going for CloseTimeout.
+        await using var client = await RawWebSocket.ConnectAsync(fixture.Ws("/record"));
+        var stop = fixture.Proxy.Host.Proxy.StopAsync();
+        var close = await client.ReceiveSkippingPingsAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(1001, close!.CloseCode);
+
+        using var during = await admin.GetAsync("readyz");
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, during.StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await admin.GetAsync("healthz")).StatusCode);
+        await stop.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(await client.WaitForEndOfStreamAsync(TimeSpan.FromSeconds(5)));
+    }
 }
