@@ -16,6 +16,7 @@ public sealed record BackendOutcome(WebSocketCloseStatus? CloseStatus, string? C
 /// <item><c>/record</c>: echoes, and records the Close it receives (or that its connection was cut).</item>
 /// <item><c>/silent</c>: accepts, then never reads again, so it never answers a ping or a Close.</item>
 /// <item><c>/close-first</c>: accepts, then starts the closing handshake with 1000 and records when it completed.</item>
+/// <item><c>/hang</c>: never answers the upgrade request.</item>
 /// <item><c>/vanish</c>: takes one message, then drops its connection without a closing handshake.</item>
 /// <item><c>/raw</c>: completes the upgrade by hand and hands the raw stream to the test (byte-exact checks).</item>
 /// </list>
@@ -96,6 +97,12 @@ public sealed class BackendProbe
             {
                 _outcome.TrySetResult(new(null, ex.Message, true, DateTime.UtcNow));
             }
+        });
+
+        app.Map("/hang", async context =>
+        {
+            // Takes the upgrade request and never answers it.
+            await Task.Delay(Timeout.Infinite, context.RequestAborted).ContinueWith(_ => { }, TaskScheduler.Default);
         });
 
         app.Map("/vanish", async context =>

@@ -176,4 +176,17 @@ public sealed class ReapingTests(ITestOutputHelper output)
         await live.SendTextAsync("still echoing");
         Assert.Equal("still echoing", await receive);
     }
+
+    [Fact]
+    public async Task The_activity_timeout_still_bounds_the_wait_for_the_backends_upgrade_response()
+    {
+        await using var fixture = await RelayFixture.StartAsync(output, s_fast,
+            configure: c => c.Set("ReverseProxy:Clusters:backend:HttpRequest:ActivityTimeout", "00:00:01"));
+        using var ws = new ClientWebSocket();
+        ws.Options.CollectHttpResponseDetails = true;
+        var waiting = Stopwatch.StartNew();
+        await Assert.ThrowsAsync<WebSocketException>(() => ws.ConnectAsync(fixture.Ws("/hang"), new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token));
+        Assert.Equal(HttpStatusCode.GatewayTimeout, ws.HttpStatusCode);
+        Assert.InRange(waiting.Elapsed, TimeSpan.FromMilliseconds(900), TimeSpan.FromSeconds(1) + Heartbeat.Slack);
+    }
 }
