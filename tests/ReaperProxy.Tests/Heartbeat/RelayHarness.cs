@@ -99,6 +99,13 @@ internal sealed class RelayHarness : IAsyncDisposable
         return _readBuffer[..read];
     }
 
+    /// <summary>
+    /// Leaves a read pending and ignores it, as YARP's client loop always has one. The relay pings the
+    /// client only while a read is pending: when YARP is not reading, the client's bytes may be waiting
+    /// behind a slow backend, and the client counts as heard.
+    /// </summary>
+    public void KeepReadPending() => _ = ToBackendAsync();
+
     /// <summary>Turns the copy loop until at least <paramref name="count"/> bytes went to the backend.</summary>
     public async Task<byte[]> ToBackendAsync(int count)
     {
