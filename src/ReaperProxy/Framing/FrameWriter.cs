@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
-using System.Text;
+using System.Text.Unicode;
 
 namespace ReaperProxy.Framing;
 
@@ -46,7 +46,9 @@ internal static class FrameWriter
     {
         Span<byte> payload = stackalloc byte[FrameHeader.MaxControlPayload];
         BinaryPrimitives.WriteUInt16BigEndian(payload, code);
-        var reasonBytes = Encoding.UTF8.GetBytes(reason, payload[2..]);
+        // Whole characters only: a reason cut inside a UTF-8 sequence is invalid text, and the receiver
+        // must then fail the connection (RFC 6455 §5.5.1, §8.1). DestinationTooSmall is the truncation.
+        Utf8.FromUtf16(reason, payload[2..], out _, out var reasonBytes);
         return WriteControl(destination, WebSocketOpcode.Close, payload[..(2 + reasonBytes)], mask);
     }
 
