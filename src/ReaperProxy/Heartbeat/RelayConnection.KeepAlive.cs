@@ -183,14 +183,16 @@ internal sealed partial class RelayConnection
             return;
         }
 
+        if (leg == Leg.Client ? _pingToClientWanted : _pingToBackendWanted)
+        {
+            // The ping is still waiting for a frame boundary toward the leg: the leg has not been pinged,
+            // so its silence proves nothing yet. The pong timeout runs from the send (OnPingSent).
+            RequestPing(leg);
+            return;
+        }
+
         if (now - due < Ticks(policy.PongTimeout))
         {
-            // Not answered yet: a ping that could not go out at the last tick is tried again.
-            if (leg == Leg.Client ? _pingToClientWanted : _pingToBackendWanted)
-            {
-                RequestPing(leg);
-            }
-
             return;
         }
 
@@ -226,7 +228,12 @@ internal sealed partial class RelayConnection
         }
     }
 
-    private void OnPingSent(Leg leg) => Log.PingSent(_logger, Id, leg.ToTag());
+    private void OnPingSent(Leg leg)
+    {
+        // The ping leaves now, possibly long after the tick that asked for it (it waits for a boundary).
+        Volatile.Write(ref leg == Leg.Client ? ref _clientPingDue : ref _backendPingDue, _time.GetTimestamp());
+        Log.PingSent(_logger, Id, leg.ToTag());
+    }
 
     private void RecordPong(Leg leg, long sentAt, long now)
     {

@@ -262,8 +262,8 @@ internal sealed partial class RelayConnection
                 : FrameWriter.WriteClose(destination, _closeToBackendCode, _closeToBackendText, mask: true);
         }
 
-        _pingToBackendWanted = false;
         OnPingSent(Leg.Backend);
+        _pingToBackendWanted = false;
         return WritePing(destination, mask: true);
     }
 
