@@ -22,7 +22,7 @@ internal sealed partial class RelayConnection
     // The inner zero-byte read that waits for client data. It may outlive one ReadAsync call (when the
     // wait is woken to hand YARP a frame for the backend) and is resumed by the next call.
     private ValueTask<int> _innerWait;
-    private bool _innerWaitInFlight;
+    private int _innerWaitInFlight; // 1 while the inner read is outstanding and its result not taken
     private bool _innerWaitHooked;
     private volatile bool _innerWaitDone;
     private readonly Action _onInnerReadCompleted;
@@ -319,10 +319,10 @@ internal sealed partial class RelayConnection
     // Allocation-free: the inner zero-byte read's continuation completes a reusable value-task source.
     private ValueTask<bool> WaitForClientAsync()
     {
-        if (!_innerWaitInFlight)
+        if (_innerWaitInFlight == 0)
         {
             _innerWait = _inner!.ReadAsync(Memory<byte>.Empty, _readCts!.Token);
-            _innerWaitInFlight = true;
+            Volatile.Write(ref _innerWaitInFlight, 1);
             _innerWaitHooked = false;
             _innerWaitDone = false;
         }
@@ -380,18 +380,26 @@ internal sealed partial class RelayConnection
         }
     }
 
-    private void ConsumeInnerWait()
+    // Takes the inner read's result, once: Dispose's drain and the waiting read's continuation can both
+    // get here, and a ValueTask's result may be taken only once (a pooled source may serve another read).
+    private bool ConsumeInnerWait()
     {
-        _innerWaitInFlight = false;
+        if (Interlocked.Exchange(ref _innerWaitInFlight, 0) == 0)
+        {
+            return false;
+        }
+
         _innerWait.GetAwaiter().GetResult();
+        return true;
     }
 
     bool IValueTaskSource<bool>.GetResult(short token)
     {
         var dataReady = _waitCore.GetResult(token);
-        if (dataReady)
+        if (dataReady && !ConsumeInnerWait())
         {
-            ConsumeInnerWait();
+            // Dispose cancelled the inner read and took its result: this read ends, without reading again.
+            throw new OperationCanceledException("The relay was disposed while a read was pending.");
         }
         else
         {
@@ -408,7 +416,7 @@ internal sealed partial class RelayConnection
 
     private void DrainInnerRead()
     {
-        if (!_innerWaitInFlight)
+        if (Volatile.Read(ref _innerWaitInFlight) == 0)
         {
             return;
         }
