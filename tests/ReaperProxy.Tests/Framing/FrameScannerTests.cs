@@ -8,10 +8,12 @@ public class FrameScannerTests(ITestOutputHelper output)
     private const uint Mask = 0xA1B2C3D4;
 
     /// <summary>
-    /// A stream with every length encoding, a fragmented message with control frames between its
-    /// fragments, an RSV1 (compressed) message, and both empty and 125-byte control frames.
+    /// A stream with a fragmented message with control frames between its fragments, an RSV1
+    /// (compressed) message, empty and 125-byte control frames, and 7- and 16-bit lengths; with
+    /// <paramref name="large"/> also the 64-bit encoding (65536), and with <paramref name="edges"/> the
+    /// other large edges (65535, the 16-bit maximum, and 65537) in a second fragmented message.
     /// </summary>
-    private static List<WireFrame> MixedStream(bool masked, bool withLargeFrame)
+    private static List<WireFrame> MixedStream(bool masked, bool large, bool edges = false)
     {
         uint? m = masked ? Mask : null;
         var frames = new List<WireFrame>
@@ -30,9 +32,13 @@ public class FrameScannerTests(ITestOutputHelper output)
             WireFrame.Binary(300, mask: m, rsv: 4),
             WireFrame.Ping(new byte[16], m),
         };
-        if (withLargeFrame)
+        if (large)
         {
             frames.Insert(4, WireFrame.Binary(65536, mask: m));
+        }
+
+        if (edges)
+        {
             frames.Add(WireFrame.Binary(65535, fin: false, mask: m));
             frames.Add(WireFrame.Ping([1, 2, 3], m));
             frames.Add(WireFrame.Continuation(65537, fin: true, mask: m));
@@ -46,7 +52,7 @@ public class FrameScannerTests(ITestOutputHelper output)
     [InlineData(true)]
     public void A_stream_split_at_any_one_point_comes_back_byte_for_byte(bool masked)
     {
-        var frames = MixedStream(masked, withLargeFrame: true);
+        var frames = MixedStream(masked, large: true);
         var bytes = WireFrame.Concat(frames);
         var expectedControls = frames.Count(f => f.IsControl);
 
@@ -68,7 +74,7 @@ public class FrameScannerTests(ITestOutputHelper output)
     {
         // Every pair of split points no further apart than the largest held unit (a whole control
         // frame): that is how a header or a control frame ends up spread over three reads.
-        var frames = MixedStream(masked, withLargeFrame: false);
+        var frames = MixedStream(masked, large: false);
         var bytes = WireFrame.Concat(frames);
 
         for (var first = 0; first <= bytes.Length; first++)
@@ -90,7 +96,7 @@ public class FrameScannerTests(ITestOutputHelper output)
     [InlineData(true)]
     public void A_stream_fed_one_byte_at_a_time_comes_back_byte_for_byte(bool masked)
     {
-        var frames = MixedStream(masked, withLargeFrame: true);
+        var frames = MixedStream(masked, large: true, edges: true);
         var bytes = WireFrame.Concat(frames);
         var caller = ScannerCaller.Verifying(bytes);
 
@@ -238,7 +244,7 @@ public class FrameScannerTests(ITestOutputHelper output)
     {
         var data = WireFrame.Binary(5).ToBytes();
         var ping = WireFrame.Ping([7, 7], Mask).ToBytes();
-        var bytes = WireFrame.Concat([WireFrame.Binary(5), WireFrame.Ping([7, 7], Mask)]);
+        byte[] bytes = [.. data, .. ping];
         var scanner = new FrameScanner();
 
         var stop = scanner.Scan(bytes, 0, stopAtBoundary: false, out var run, out var control, out _);

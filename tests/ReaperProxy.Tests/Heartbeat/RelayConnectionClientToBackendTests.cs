@@ -80,7 +80,7 @@ public class RelayConnectionClientToBackendTests(ITestOutputHelper output)
         h.Client.Send([.. big[300..], .. next]);
 
         forwarded.AddRange(await RelayHarness.Guard(pending));
-        forwarded.AddRange(await h.ToBackendAsync(big.Length + 22 + next.Length - forwarded.Count));
+        forwarded.AddRange(await h.ToBackendAsync(big.Length + RelayHarness.MaskedPingLength + next.Length - forwarded.Count));
         var frames = ReferenceFrameReader.ReadAll(forwarded.ToArray());
         Assert.Equal([WebSocketOpcode.Binary, WebSocketOpcode.Ping, WebSocketOpcode.Continuation], frames.Select(f => f.Opcode));
         Assert.Equal(big, frames[0].ToBytes());
@@ -122,7 +122,7 @@ public class RelayConnectionClientToBackendTests(ITestOutputHelper output)
                 // Until every byte the client sent went through (a last ping may still be waiting).
                 List<WireFrame> back = [];
                 List<WireFrame> ours = [];
-                await reader.WaitUntilAsync(forwarded => TryParse(forwarded, frames, out back, out ours) && forwarded.Length - (22 * ours.Count) >= bytes.Length);
+                await reader.WaitUntilAsync(forwarded => TryParse(forwarded, frames, out back, out ours) && forwarded.Length - (RelayHarness.MaskedPingLength * ours.Count) >= bytes.Length);
 
                 Assert.All(ours, p => Assert.NotNull(p.MaskKey));
                 Assert.Equal(frames.Select(f => f.ToBytes()), back.Except(ours).Select(f => f.ToBytes()));

@@ -24,6 +24,9 @@ internal sealed class RelayHarness : IAsyncDisposable
     public static readonly TimeSpan PongTimeout = TimeSpan.FromSeconds(5);
     public static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(3);
 
+    /// <summary>The proxy's ping toward the backend on the wire: 2-byte header, 4-byte mask, 16-byte payload.</summary>
+    public const int MaskedPingLength = 22;
+
     // Any await on the relay is bounded, so a relay that never answers fails the test instead of hanging it.
     private static readonly TimeSpan s_guard = TimeSpan.FromSeconds(10);
 
