@@ -112,35 +112,23 @@ public class FrameScannerTests(ITestOutputHelper output)
     [Fact]
     public void Random_streams_chopped_at_random_points_come_back_frame_for_frame()
     {
-        const int iterations = 400;
-        var baseSeed = SeedFromEnvironment();
-        for (var i = 0; i < iterations; i++)
+        Seeded.Run(400, output, (random, _) =>
         {
-            var seed = baseSeed + i;
-            try
+            var frames = RandomFrames.Stream(random, masked: random.Next(2) == 0);
+            var bytes = WireFrame.Concat(frames);
+            var caller = new ScannerCaller();
+            var offset = 0;
+            foreach (var chunk in RandomFrames.Chunks(random, bytes.Length))
             {
-                var random = new Random(seed);
-                var frames = RandomFrames.Stream(random, masked: random.Next(2) == 0);
-                var bytes = WireFrame.Concat(frames);
-                var caller = new ScannerCaller();
-                var offset = 0;
-                foreach (var chunk in RandomFrames.Chunks(random, bytes.Length))
-                {
-                    caller.Feed(bytes.AsSpan(offset, chunk));
-                    offset += chunk;
-                }
+                caller.Feed(bytes.AsSpan(offset, chunk));
+                offset += chunk;
+            }
 
-                AssertSameBytes(bytes, caller, "random chunking");
-                Assert.True(caller.Output.SequenceEqual(bytes), "random chunking: output differs from input");
-                var back = ReferenceFrameReader.ReadAll(caller.Output);
-                Assert.Equal(frames.Select(f => f.ToBytes()), back.Select(f => f.ToBytes()));
-            }
-            catch (Exception ex)
-            {
-                output.WriteLine($"FAILED with seed {seed}; REAPER_TEST_SEED={seed} replays it as the first iteration");
-                throw new InvalidOperationException($"seed {seed}: {ex.Message}", ex);
-            }
-        }
+            AssertSameBytes(bytes, caller, "random chunking");
+            Assert.True(caller.Output.SequenceEqual(bytes), "random chunking: output differs from input");
+            var back = ReferenceFrameReader.ReadAll(caller.Output);
+            Assert.Equal(frames.Select(f => f.ToBytes()), back.Select(f => f.ToBytes()));
+        });
     }
 
     [Theory]
@@ -267,9 +255,6 @@ public class FrameScannerTests(ITestOutputHelper output)
         Assert.Equal(0, run);
         Assert.True(scanner.AtBoundary);
     }
-
-    internal static int SeedFromEnvironment() =>
-        int.TryParse(Environment.GetEnvironmentVariable("REAPER_TEST_SEED"), out var seed) ? seed : 20_240_611;
 
     private static void AssertSameBytes(byte[] expected, ScannerCaller caller, string context)
     {
