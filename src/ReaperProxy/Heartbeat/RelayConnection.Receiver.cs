@@ -22,7 +22,7 @@ internal sealed partial class RelayConnection
     // The inner zero-byte read that waits for client data. It may outlive one ReadAsync call (when the
     // wait is woken to hand YARP a frame for the backend) and is resumed by the next call.
     private ValueTask<int> _innerWait;
-    private bool _innerWaitInFlight;
+    private int _innerWaitInFlight; // 1 while the inner read is outstanding and its result not taken
     private bool _innerWaitHooked;
     private volatile bool _innerWaitDone;
     private readonly Action _onInnerReadCompleted;
@@ -285,8 +285,8 @@ internal sealed partial class RelayConnection
                 : FrameWriter.WriteClose(destination, _closeToBackendCode, _closeToBackendText, mask: true);
         }
 
-        _pingToBackendWanted = false;
         OnPingSent(Leg.Backend);
+        _pingToBackendWanted = false;
         return WritePing(destination, mask: true);
     }
 
@@ -342,18 +342,19 @@ internal sealed partial class RelayConnection
     // Allocation-free: the inner zero-byte read's continuation completes a reusable value-task source.
     private ValueTask<bool> WaitForClientAsync()
     {
-        if (!_innerWaitInFlight)
+        if (_innerWaitInFlight == 0)
         {
             _innerWait = _inner!.ReadAsync(Memory<byte>.Empty, _readCts!.Token);
-            _innerWaitInFlight = true;
+            Volatile.Write(ref _innerWaitInFlight, 1);
             _innerWaitHooked = false;
             _innerWaitDone = false;
         }
 
         if (_innerWait.IsCompleted)
         {
-            ConsumeInnerWait();
-            return new ValueTask<bool>(true);
+            return ConsumeInnerWait()
+                ? new ValueTask<bool>(true)
+                : ValueTask.FromException<bool>(new OperationCanceledException("The relay was disposed while a read was pending."));
         }
 
         if (_wakeRequested)
@@ -403,10 +404,17 @@ internal sealed partial class RelayConnection
         }
     }
 
-    private void ConsumeInnerWait()
+    // Takes the inner read's result, once: Dispose's drain and the waiting read's continuation can both
+    // get here, and a ValueTask's result may be taken only once (a pooled source may serve another read).
+    private bool ConsumeInnerWait()
     {
-        _innerWaitInFlight = false;
+        if (Interlocked.Exchange(ref _innerWaitInFlight, 0) == 0)
+        {
+            return false;
+        }
+
         _innerWait.GetAwaiter().GetResult();
+        return true;
     }
 
     bool IValueTaskSource<bool>.GetResult(short token)
@@ -414,7 +422,11 @@ internal sealed partial class RelayConnection
         var dataReady = _waitCore.GetResult(token);
         if (dataReady)
         {
-            ConsumeInnerWait();
+            if (!ConsumeInnerWait())
+            {
+                // Dispose cancelled the inner read and took its result: this read ends, without reading again.
+                throw new OperationCanceledException("The relay was disposed while a read was pending.");
+            }
         }
         else
         {
@@ -431,7 +443,7 @@ internal sealed partial class RelayConnection
 
     private void DrainInnerRead()
     {
-        if (!_innerWaitInFlight)
+        if (Volatile.Read(ref _innerWaitInFlight) == 0)
         {
             return;
         }

@@ -219,14 +219,16 @@ internal sealed partial class RelayConnection
         }
         else
         {
-            _pingToClientWanted = false;
             if (_dropToClient)
             {
+                _pingToClientWanted = false;
                 return;
             }
 
-            length = WritePing(_controlOut, mask: false);
+            // The deadline moves to the send before the flag clears, so a tick never sees neither.
             OnPingSent(Leg.Client);
+            _pingToClientWanted = false;
+            length = WritePing(_controlOut, mask: false);
         }
 
         if (!_dropToClient)

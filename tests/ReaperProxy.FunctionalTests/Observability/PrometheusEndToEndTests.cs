@@ -23,8 +23,8 @@ public sealed class PrometheusEndToEndTests(ITestOutputHelper output)
         var admin = fixture.Proxy.AdminUri;
         File.WriteAllText(Path.Combine(dir.FullName, "prometheus.yml"), $"""
             global:
-              scrape_interval: 1s
-              scrape_timeout: 1s
+              scrape_interval: 2s
+              scrape_timeout: 2s
             scrape_configs:
               - job_name: reaperproxy
                 metrics_path: /metrics
@@ -63,7 +63,7 @@ public sealed class PrometheusEndToEndTests(ITestOutputHelper output)
 
             await Eventually.UntilAsync(
                 async () => await Query(http, "sum(reaper_connections_reaped_total{leg=\"client\",reason=\"pong_timeout\"})") >= 1,
-                "reaper_connections_reaped_total{leg=client,reason=pong_timeout} to rise", TimeSpan.FromSeconds(30));
+                "reaper_connections_reaped_total{leg=client,reason=pong_timeout} to rise", TimeSpan.FromSeconds(60));
             Assert.True(await Query(http, "sum(reaper_connections_closed_total{reason=\"client_dead\"})") >= 1);
 
             // The live one was never reaped; once it closes, active is back to 0.
@@ -72,7 +72,7 @@ public sealed class PrometheusEndToEndTests(ITestOutputHelper output)
             await live.CloseAsync();
             await Eventually.UntilAsync(
                 async () => await Query(http, "sum(reaper_connections_active)") == 0,
-                "reaper_connections_active to return to 0", TimeSpan.FromSeconds(30));
+                "reaper_connections_active to return to 0", TimeSpan.FromSeconds(60));
             Assert.Equal(1, await Query(http, "sum(reaper_connections_reaped_total)"));
         }
         finally

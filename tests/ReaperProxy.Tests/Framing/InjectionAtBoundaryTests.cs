@@ -63,43 +63,32 @@ public class InjectionAtBoundaryTests(ITestOutputHelper output)
     public void Injections_at_random_moments_in_random_streams_never_land_inside_a_frame()
     {
         const int iterations = 300;
-        var baseSeed = FrameScannerTests.SeedFromEnvironment();
         var totalInjected = 0;
-        for (var i = 0; i < iterations; i++)
+        Seeded.Run(iterations, output, (random, _) =>
         {
-            var seed = baseSeed + i;
-            try
+            var masked = random.Next(2) == 0;
+            var marker = WireFrame.Ping(s_markerPayload, masked ? 0x0BADF00Du : null);
+            var frames = RandomFrames.Stream(random, masked);
+            var bytes = WireFrame.Concat(frames);
+            // A caller asked before every scan must sometimes say no, or it injects forever at one
+            // boundary (as the relay would if it never cleared its "ping wanted" flag).
+            var odds = random.Next(2, 8);
+            var caller = new ScannerCaller(marker.ToBytes(), injectBeforeScan: () => random.Next(odds) == 0);
+            var offset = 0;
+            foreach (var chunk in RandomFrames.Chunks(random, bytes.Length))
             {
-                var random = new Random(seed);
-                var masked = random.Next(2) == 0;
-                var marker = WireFrame.Ping(s_markerPayload, masked ? 0x0BADF00Du : null);
-                var frames = RandomFrames.Stream(random, masked);
-                var bytes = WireFrame.Concat(frames);
-                // A caller asked before every scan must sometimes say no, or it injects forever at one
-                // boundary (as the relay would if it never cleared its "ping wanted" flag).
-                var odds = random.Next(2, 8);
-                var caller = new ScannerCaller(marker.ToBytes(), injectBeforeScan: () => random.Next(odds) == 0);
-                var offset = 0;
-                foreach (var chunk in RandomFrames.Chunks(random, bytes.Length))
+                if (random.Next(odds) == 0)
                 {
-                    if (random.Next(odds) == 0)
-                    {
-                        caller.RequestInjection();
-                    }
-
-                    caller.Feed(bytes.AsSpan(offset, chunk));
-                    offset += chunk;
+                    caller.RequestInjection();
                 }
 
-                AssertInputFramesWithMarkers(frames, caller, marker, "random");
-                totalInjected += caller.Injected;
+                caller.Feed(bytes.AsSpan(offset, chunk));
+                offset += chunk;
             }
-            catch (Exception ex)
-            {
-                output.WriteLine($"FAILED with seed {seed}; REAPER_TEST_SEED={seed} replays it as the first iteration");
-                throw new InvalidOperationException($"seed {seed}: {ex.Message}", ex);
-            }
-        }
+
+            AssertInputFramesWithMarkers(frames, caller, marker, "random");
+            totalInjected += caller.Injected;
+        });
 
         // The property means nothing if nothing was injected.
         Assert.True(totalInjected > iterations, $"only {totalInjected} injections in {iterations} streams");

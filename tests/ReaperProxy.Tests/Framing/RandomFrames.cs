@@ -8,6 +8,7 @@ namespace ReaperProxy.Tests.Framing;
 /// </summary>
 internal static class RandomFrames
 {
+    // The last three need the 16-bit maximum or the 64-bit encoding; DataLength picks them rarely.
     private static readonly int[] s_edgeLengths = [0, 1, 2, 16, 125, 126, 127, 128, 65535, 65536, 65537];
 
     /// <summary>

@@ -10,41 +10,28 @@ public class RelayConnectionBackendToClientTests(ITestOutputHelper output)
     [Fact]
     public async Task Backend_frames_reach_the_client_unchanged_however_yarp_chunks_its_writes()
     {
-        const int iterations = 60;
-        var baseSeed = FrameScannerTests.SeedFromEnvironment();
-        for (var i = 0; i < iterations; i++)
+        await Seeded.RunAsync(60, output, async (random, _) =>
         {
-            var seed = baseSeed + i;
-            try
+            // No Close: nothing may follow a Close (RFC 6455 §5.5.1), and the relay enforces that.
+            var frames = RandomFrames.Stream(random, masked: false, allowClose: false);
+            var bytes = WireFrame.Concat(frames);
+            await using var h = RelayHarness.Create();
+            var offset = 0;
+            foreach (var chunk in RandomFrames.Chunks(random, bytes.Length))
             {
-                var random = new Random(seed);
-
-                // No Close: nothing may follow a Close (RFC 6455 §5.5.1), and the relay enforces that.
-                var frames = RandomFrames.Stream(random, masked: false, allowClose: false);
-                var bytes = WireFrame.Concat(frames);
-                await using var h = RelayHarness.Create();
-                var offset = 0;
-                foreach (var chunk in RandomFrames.Chunks(random, bytes.Length))
-                {
-                    await h.FromBackendAsync(bytes.AsSpan(offset, chunk));
-                    offset += chunk;
-                }
-
-                Assert.True(h.Client.Received.AsSpan().SequenceEqual(bytes), "the client got other bytes than the backend sent");
+                await h.FromBackendAsync(bytes.AsSpan(offset, chunk));
+                offset += chunk;
             }
-            catch (Exception ex)
-            {
-                output.WriteLine($"FAILED with seed {seed}; REAPER_TEST_SEED={seed} replays it as the first iteration");
-                throw new InvalidOperationException($"seed {seed}: {ex.Message}", ex);
-            }
-        }
+
+            Assert.True(h.Client.Received.AsSpan().SequenceEqual(bytes), "the client got other bytes than the backend sent");
+        });
     }
 
     [Fact]
     public async Task A_ping_for_a_quiet_client_goes_out_at_once_when_the_stream_is_between_frames()
     {
         await using var h = RelayHarness.Create(legs: "Client");
-        var pendingRead = h.ToBackendAsync();
+        h.KeepReadPending();
         await h.FromBackendAsync(WireFrame.Text("hello").ToBytes());
 
         h.AdvanceAndTick(RelayHarness.PingInterval);
@@ -55,14 +42,13 @@ public class RelayConnectionBackendToClientTests(ITestOutputHelper output)
         Assert.Null(ping.MaskKey);
         var (_, sentAt) = RelayHarness.ReadPingPayload(ping.Payload);
         Assert.Equal(h.Time.GetTimestamp(), sentAt);
-        Assert.False(pendingRead.IsCompleted);
     }
 
     [Fact]
     public async Task A_ping_for_the_client_waits_for_the_end_of_a_frame_the_backend_is_in_the_middle_of()
     {
         await using var h = RelayHarness.Create(legs: "Client");
-        var pendingRead = h.ToBackendAsync();
+        h.KeepReadPending();
         var big = WireFrame.Binary(1000, fin: false).ToBytes();
         var next = WireFrame.Continuation(10, fin: true).ToBytes();
         await h.FromBackendAsync(big.AsSpan(0, 300));
@@ -85,7 +71,7 @@ public class RelayConnectionBackendToClientTests(ITestOutputHelper output)
     public async Task A_ping_for_the_client_waits_while_a_header_is_split_across_writes()
     {
         await using var h = RelayHarness.Create(legs: "Client");
-        var pendingRead = h.ToBackendAsync();
+        h.KeepReadPending();
         var frame = WireFrame.Binary(70_000).ToBytes();
 
         // The 64-bit length header is 10 bytes; the first write ends inside it.
@@ -105,46 +91,35 @@ public class RelayConnectionBackendToClientTests(ITestOutputHelper output)
     public async Task Pings_for_the_client_land_only_between_frames_whatever_the_chunking()
     {
         const int iterations = 40;
-        var baseSeed = FrameScannerTests.SeedFromEnvironment();
         var totalPings = 0;
-        for (var i = 0; i < iterations; i++)
+        await Seeded.RunAsync(iterations, output, async (random, _) =>
         {
-            var seed = baseSeed + i;
-            try
+            var frames = RandomFrames.Stream(random, masked: false, allowClose: false);
+            var bytes = WireFrame.Concat(frames);
+            // Observe mode: the client never answers here, and Enforce would reap it (and then
+            // drop everything toward it) after the second tick.
+            await using var h = RelayHarness.Create(mode: "Observe", legs: "Client");
+            h.KeepReadPending();
+            var offset = 0;
+            var pings = 0;
+            foreach (var chunk in RandomFrames.Chunks(random, bytes.Length))
             {
-                var random = new Random(seed);
-                var frames = RandomFrames.Stream(random, masked: false, allowClose: false);
-                var bytes = WireFrame.Concat(frames);
-                // Observe mode: the client never answers here, and Enforce would reap it (and then
-                // drop everything toward it) after the second tick.
-                await using var h = RelayHarness.Create(mode: "Observe", legs: "Client");
-                var pendingRead = h.ToBackendAsync();
-                var offset = 0;
-                var pings = 0;
-                foreach (var chunk in RandomFrames.Chunks(random, bytes.Length))
+                await h.FromBackendAsync(bytes.AsSpan(offset, chunk));
+                offset += chunk;
+                if (random.Next(3) == 0)
                 {
-                    await h.FromBackendAsync(bytes.AsSpan(offset, chunk));
-                    offset += chunk;
-                    if (random.Next(3) == 0)
-                    {
-                        // Quiet long enough for a ping; the ping may have to wait for a boundary.
-                        h.AdvanceAndTick(RelayHarness.PingInterval);
-                        pings++;
-                    }
+                    // Quiet long enough for a ping; the ping may have to wait for a boundary.
+                    h.AdvanceAndTick(RelayHarness.PingInterval);
+                    pings++;
                 }
+            }
 
-                var back = ReferenceFrameReader.ReadAll(h.Client.Received);
-                var ours = back.Where(f => f.Opcode == WebSocketOpcode.Ping && f.Payload.Length == 16 && f.MaskKey is null && !frames.Any(g => g.Payload.AsSpan().SequenceEqual(f.Payload))).ToList();
-                Assert.Equal(frames.Select(f => f.ToBytes()), back.Except(ours).Select(f => f.ToBytes()));
-                Assert.True(ours.Count <= pings, $"{ours.Count} pings for {pings} ticks");
-                totalPings += ours.Count;
-            }
-            catch (Exception ex)
-            {
-                output.WriteLine($"FAILED with seed {seed}; REAPER_TEST_SEED={seed} replays it as the first iteration");
-                throw new InvalidOperationException($"seed {seed}: {ex.Message}", ex);
-            }
-        }
+            var back = ReferenceFrameReader.ReadAll(h.Client.Received);
+            var ours = back.Where(f => f.Opcode == WebSocketOpcode.Ping && f.Payload.Length == 16 && f.MaskKey is null && !frames.Any(g => g.Payload.AsSpan().SequenceEqual(f.Payload))).ToList();
+            Assert.Equal(frames.Select(f => f.ToBytes()), back.Except(ours).Select(f => f.ToBytes()));
+            Assert.True(ours.Count <= pings, $"{ours.Count} pings for {pings} ticks");
+            totalPings += ours.Count;
+        });
 
         Assert.True(totalPings >= iterations / 2, $"only {totalPings} pings were injected in {iterations} streams");
     }

@@ -13,29 +13,17 @@ public class RelayConnectionClientToBackendTests(ITestOutputHelper output)
     public async Task Client_frames_reach_the_backend_unchanged_however_tcp_segments_them(int readBufferSize)
     {
         // 100 bytes is below the relay's direct-read minimum and exercises its overflow path.
-        const int iterations = 40;
-        var baseSeed = FrameScannerTests.SeedFromEnvironment();
-        for (var i = 0; i < iterations; i++)
+        await Seeded.RunAsync(40, output, async (random, seed) =>
         {
-            var seed = baseSeed + i;
-            try
-            {
-                var random = new Random(seed);
-                var frames = RandomFrames.Stream(random, masked: true, allowClose: false);
-                var bytes = WireFrame.Concat(frames);
-                await using var h = RelayHarness.Create(segmenter: new Random(seed), readBufferSize: readBufferSize);
-                h.Client.Send(bytes);
+            var frames = RandomFrames.Stream(random, masked: true, allowClose: false);
+            var bytes = WireFrame.Concat(frames);
+            await using var h = RelayHarness.Create(segmenter: new Random(seed), readBufferSize: readBufferSize);
+            h.Client.Send(bytes);
 
-                var forwarded = await h.ToBackendAsync(bytes.Length);
+            var forwarded = await h.ToBackendAsync(bytes.Length);
 
-                Assert.True(forwarded.AsSpan().SequenceEqual(bytes), "the backend got other bytes than the client sent");
-            }
-            catch (Exception ex)
-            {
-                output.WriteLine($"FAILED with seed {seed}; REAPER_TEST_SEED={seed} replays it as the first iteration");
-                throw new InvalidOperationException($"seed {seed}: {ex.Message}", ex);
-            }
-        }
+            Assert.True(forwarded.AsSpan().SequenceEqual(bytes), "the backend got other bytes than the client sent");
+        });
     }
 
     [Fact]
@@ -80,7 +68,7 @@ public class RelayConnectionClientToBackendTests(ITestOutputHelper output)
         h.Client.Send([.. big[300..], .. next]);
 
         forwarded.AddRange(await RelayHarness.Guard(pending));
-        forwarded.AddRange(await h.ToBackendAsync(big.Length + 22 + next.Length - forwarded.Count));
+        forwarded.AddRange(await h.ToBackendAsync(big.Length + RelayHarness.MaskedPingLength + next.Length - forwarded.Count));
         var frames = ReferenceFrameReader.ReadAll(forwarded.ToArray());
         Assert.Equal([WebSocketOpcode.Binary, WebSocketOpcode.Ping, WebSocketOpcode.Continuation], frames.Select(f => f.Opcode));
         Assert.Equal(big, frames[0].ToBytes());
@@ -93,47 +81,36 @@ public class RelayConnectionClientToBackendTests(ITestOutputHelper output)
     public async Task Pings_for_the_backend_land_only_between_frames_whatever_the_segmenting()
     {
         const int iterations = 40;
-        var baseSeed = FrameScannerTests.SeedFromEnvironment();
         var totalPings = 0;
-        for (var i = 0; i < iterations; i++)
+        await Seeded.RunAsync(iterations, output, async (random, seed) =>
         {
-            var seed = baseSeed + i;
-            try
+            var frames = RandomFrames.Stream(random, masked: true, allowClose: false);
+            var bytes = WireFrame.Concat(frames);
+
+            // Observe: the backend never answers here, and Enforce would reap it after two ticks.
+            await using var h = RelayHarness.Create(mode: "Observe", legs: "Backend", segmenter: new Random(seed));
+            var reader = h.StartBackendReader();
+            var offset = 0;
+            foreach (var chunk in RandomFrames.Chunks(random, bytes.Length))
             {
-                var random = new Random(seed);
-                var frames = RandomFrames.Stream(random, masked: true, allowClose: false);
-                var bytes = WireFrame.Concat(frames);
-
-                // Observe: the backend never answers here, and Enforce would reap it after two ticks.
-                await using var h = RelayHarness.Create(mode: "Observe", legs: "Backend", segmenter: new Random(seed));
-                var reader = h.StartBackendReader();
-                var offset = 0;
-                foreach (var chunk in RandomFrames.Chunks(random, bytes.Length))
+                if (random.Next(3) == 0)
                 {
-                    if (random.Next(3) == 0)
-                    {
-                        h.AdvanceAndTick(RelayHarness.PingInterval);
-                    }
-
-                    h.Client.Send(bytes.AsSpan(offset, chunk));
-                    offset += chunk;
+                    h.AdvanceAndTick(RelayHarness.PingInterval);
                 }
 
-                // Until every byte the client sent went through (a last ping may still be waiting).
-                List<WireFrame> back = [];
-                List<WireFrame> ours = [];
-                await reader.WaitUntilAsync(forwarded => TryParse(forwarded, frames, out back, out ours) && forwarded.Length - (22 * ours.Count) >= bytes.Length);
+                h.Client.Send(bytes.AsSpan(offset, chunk));
+                offset += chunk;
+            }
 
-                Assert.All(ours, p => Assert.NotNull(p.MaskKey));
-                Assert.Equal(frames.Select(f => f.ToBytes()), back.Except(ours).Select(f => f.ToBytes()));
-                totalPings += ours.Count;
-            }
-            catch (Exception ex)
-            {
-                output.WriteLine($"FAILED with seed {seed}; REAPER_TEST_SEED={seed} replays it as the first iteration");
-                throw new InvalidOperationException($"seed {seed}: {ex.Message}", ex);
-            }
-        }
+            // Until every byte the client sent went through (a last ping may still be waiting).
+            List<WireFrame> back = [];
+            List<WireFrame> ours = [];
+            await reader.WaitUntilAsync(forwarded => TryParse(forwarded, frames, out back, out ours) && forwarded.Length - (RelayHarness.MaskedPingLength * ours.Count) >= bytes.Length);
+
+            Assert.All(ours, p => Assert.NotNull(p.MaskKey));
+            Assert.Equal(frames.Select(f => f.ToBytes()), back.Except(ours).Select(f => f.ToBytes()));
+            totalPings += ours.Count;
+        });
 
         Assert.True(totalPings >= iterations / 2, $"only {totalPings} pings were injected in {iterations} streams");
     }

@@ -17,7 +17,7 @@ public class RelayConnectionPingNotSentTests
         // A client downloading one 100 KiB frame that the backend streams at 2 KiB/s: the client is
         // alive (it sends nothing, as browsers do while receiving), but no boundary comes for 50 s.
         await using var h = RelayHarness.Create(legs: "Client");
-        var read = h.ToBackendAsync();
+        h.KeepReadPending();
         var frame = WireFrame.Binary(100 * 1024).ToBytes();
         var sent = 0;
         var elapsed = TimeSpan.Zero;

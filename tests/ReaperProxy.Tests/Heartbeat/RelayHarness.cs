@@ -24,6 +24,9 @@ internal sealed class RelayHarness : IAsyncDisposable
     public static readonly TimeSpan PongTimeout = TimeSpan.FromSeconds(5);
     public static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(3);
 
+    /// <summary>The proxy's ping toward the backend on the wire: 2-byte header, 4-byte mask, 16-byte payload.</summary>
+    public const int MaskedPingLength = 22;
+
     // Any await on the relay is bounded, so a relay that never answers fails the test instead of hanging it.
     private static readonly TimeSpan s_guard = TimeSpan.FromSeconds(10);
 
@@ -102,6 +105,13 @@ internal sealed class RelayHarness : IAsyncDisposable
         var read = await Relay.ReadAsync(_readBuffer).AsTask().WaitAsync(s_guard);
         return _readBuffer[..read];
     }
+
+    /// <summary>
+    /// Leaves a read pending and ignores it, as YARP's client loop always has one. The relay pings the
+    /// client only while a read is pending: when YARP is not reading, the client's bytes may be waiting
+    /// behind a slow backend, and the client counts as heard.
+    /// </summary>
+    public void KeepReadPending() => _ = ToBackendAsync();
 
     /// <summary>Turns the copy loop until at least <paramref name="count"/> bytes went to the backend.</summary>
     public async Task<byte[]> ToBackendAsync(int count)
