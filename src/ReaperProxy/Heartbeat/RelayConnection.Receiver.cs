@@ -93,7 +93,9 @@ internal sealed partial class RelayConnection
                     // the pong is removed, nothing is left to return, and that read waits for the
                     // client's next bytes while holding YARP's buffer: one 64 KiB array per idle,
                     // pinged connection for as long as it stays idle.
-                    if (Volatile.Read(ref _clientPingDue) == 0)
+                    // Only while a ping to the client is out and nothing came back since it left.
+                    var pingSent = Volatile.Read(ref _clientPingSent);
+                    if (pingSent == 0 || Volatile.Read(ref _clientLastHeard) >= pingSent)
                     {
                         return 0;
                     }
