@@ -27,6 +27,10 @@ internal static class Cli
           runtime-stats --pid PID [--seconds 3] [--induce-gc]
               Reads another .NET process's System.Runtime counters over EventPipe and, with --induce-gc,
               the managed heap size right after a full blocking GC it triggers (as dotnet-gcdump does).
+
+          heap-dump --pid PID [--top 25] [--dump FILE] [--keep]
+              Writes a heap dump of PID (it pauses while the dump is written), and lists its reachable
+              objects by type and its byte[] arrays by length: what a per-connection figure is made of.
         """;
 
     public static async Task<int> RunAsync(string[] args)
@@ -56,6 +60,7 @@ internal static class Cli
                 "idle" => await IdleClient.RunAsync(options),
                 "echo" => await EchoClient.RunAsync(options),
                 "runtime-stats" => await RuntimeStats.RunAsync(options),
+                "heap-dump" => await HeapDump.RunAsync(options),
                 _ => UnknownCommand(args[0]),
             };
         }
