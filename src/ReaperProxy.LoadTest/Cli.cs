@@ -20,9 +20,10 @@ internal static class Cli
               Writes FILE once all are open. Any connection that ends before the close phase is reported.
 
           echo --target ws://HOST:PORT/ws --connections K --size BYTES [--duration 20s] [--warmup 3s]
-               [--source 127.0.0.2[,127.0.0.3...]]
+               [--source 127.0.0.2[,127.0.0.3...]] [--watch-pid PID[,PID...]]
               K connections, each a closed loop: send one binary message of BYTES, wait for its echo.
-              Reports messages/s and round-trip percentiles over DURATION (after WARMUP).
+              Reports messages/s and round-trip percentiles over DURATION (after WARMUP), and for each
+              watched process its CPU (utime+stime, /proc) over that window, per message too.
 
           runtime-stats --pid PID [--seconds 3] [--induce-gc]
               Reads another .NET process's System.Runtime counters over EventPipe and, with --induce-gc,

@@ -22,6 +22,7 @@ internal static class EchoClient
         var duration = options.Duration("duration", TimeSpan.FromSeconds(20), TimeSpan.FromMinutes(10));
         var warmup = options.Duration("warmup", TimeSpan.FromSeconds(3), TimeSpan.FromMinutes(2));
         var sources = options.Sources("source");
+        var watched = ProcCpu.ParsePids(options.Get("watch-pid"));
 
         using var stop = new CancellationTokenSource();
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
@@ -87,11 +88,13 @@ internal static class EchoClient
             })).ToArray();
 
             await Task.Delay(warmup, stop.Token);
+            var cpuBefore = watched.Select(ProcCpu.Seconds).ToArray();
             var measureStart = Stopwatch.GetTimestamp();
             Volatile.Write(ref phase, Measure);
             await Task.Delay(duration, stop.Token);
             Volatile.Write(ref phase, Done);
             var measuredSeconds = Stopwatch.GetElapsedTime(measureStart).TotalSeconds;
+            var cpuAfter = watched.Select(ProcCpu.Seconds).ToArray();
             await Task.WhenAll(loops).WaitAsync(TimeSpan.FromSeconds(30));
 
             var all = perConnection.Where(l => l is not null).SelectMany(l => l).ToArray();
@@ -108,7 +111,11 @@ internal static class EchoClient
                 P90Us: Micros(Percentile(all, 0.90)),
                 P99Us: Micros(Percentile(all, 0.99)),
                 MaxUs: Micros(all.Length > 0 ? all[^1] : 0),
-                Errors: errors);
+                Errors: errors,
+                Watched: watched.Select((pid, i) => new WatchedCpu(
+                    pid,
+                    Math.Round((cpuAfter[i] - cpuBefore[i]) / measuredSeconds * 100, 1),
+                    all.Length > 0 ? Math.Round((cpuAfter[i] - cpuBefore[i]) * 1e6 / all.Length, 2) : 0)).ToArray());
             Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(result, JsonContext.Default.EchoResult));
 
             using var closeDeadline = new CancellationTokenSource(TimeSpan.FromSeconds(15));
@@ -157,4 +164,8 @@ internal sealed record EchoResult(
     double P90Us,
     double P99Us,
     double MaxUs,
-    int Errors);
+    int Errors,
+    WatchedCpu[] Watched);
+
+/// <summary>A watched process's CPU (utime+stime) over the measured window: % of one core, and µs per echoed message.</summary>
+internal sealed record WatchedCpu(int Pid, double CpuPctOfCore, double CpuUsPerMessage);
