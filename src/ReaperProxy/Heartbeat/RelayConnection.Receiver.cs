@@ -25,6 +25,7 @@ internal sealed partial class RelayConnection
     private bool _innerWaitInFlight;
     private bool _innerWaitHooked;
     private volatile bool _innerWaitDone;
+    private volatile bool _innerWaitCallbackDone;
     private readonly Action _onInnerReadCompleted;
     private ManualResetValueTaskSourceCore<bool> _waitCore;
     private int _waitArmed;
@@ -347,9 +348,15 @@ internal sealed partial class RelayConnection
             _innerWaitInFlight = true;
             _innerWaitHooked = false;
             _innerWaitDone = false;
+            _innerWaitCallbackDone = false;
         }
 
-        if (_innerWait.IsCompleted)
+        // Once hooked, an inner read is consumed only after its continuation has run to the end:
+        // consumed earlier (IsCompleted turns true before the continuation runs), the continuation
+        // would still run later and signal the *next* wait as "data ready", whose inner read is
+        // still pending, and GetResult on it throws (Kestrel's pooled source: "Operation is not
+        // valid due to the current state of the object"), which ends the connection.
+        if (_innerWaitHooked ? _innerWaitCallbackDone : _innerWait.IsCompleted)
         {
             ConsumeInnerWait();
             return new ValueTask<bool>(true);
@@ -362,7 +369,10 @@ internal sealed partial class RelayConnection
         }
 
         _waitCore.Reset();
-        Volatile.Write(ref _waitArmed, 1);
+
+        // A full fence (not a release-only write): the read of _innerWaitDone below must not move
+        // before this store, or a continuation that sets it meanwhile finds nothing armed: a lost wakeup.
+        Interlocked.Exchange(ref _waitArmed, 1);
         if (!_innerWaitHooked)
         {
             _innerWaitHooked = true;
@@ -385,6 +395,7 @@ internal sealed partial class RelayConnection
     {
         _innerWaitDone = true;
         Signal(true);
+        _innerWaitCallbackDone = true;
     }
 
     /// <summary>Wakes a read waiting for the client so it can hand YARP a frame for the backend.</summary>
@@ -413,6 +424,17 @@ internal sealed partial class RelayConnection
         var dataReady = _waitCore.GetResult(token);
         if (dataReady)
         {
+            if (_innerWaitHooked)
+            {
+                // Signalled by the continuation itself, or by the reader once it saw _innerWaitDone:
+                // either way the continuation is at most a few instructions from its end.
+                var spin = new SpinWait();
+                while (!_innerWaitCallbackDone)
+                {
+                    spin.SpinOnce();
+                }
+            }
+
             ConsumeInnerWait();
         }
         else
@@ -438,12 +460,12 @@ internal sealed partial class RelayConnection
         // The read was cancelled above; Kestrel completes it promptly. Bounded, never a hang.
         var deadline = Environment.TickCount64 + 2_000;
         var spin = new SpinWait();
-        while (!(_innerWaitHooked ? _innerWaitDone : _innerWait.IsCompleted) && Environment.TickCount64 < deadline)
+        while (!(_innerWaitHooked ? _innerWaitCallbackDone : _innerWait.IsCompleted) && Environment.TickCount64 < deadline)
         {
             spin.SpinOnce();
         }
 
-        if (_innerWaitHooked ? _innerWaitDone : _innerWait.IsCompleted)
+        if (_innerWaitHooked ? _innerWaitCallbackDone : _innerWait.IsCompleted)
         {
             try
             {
