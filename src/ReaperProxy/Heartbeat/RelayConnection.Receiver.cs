@@ -87,7 +87,37 @@ internal sealed partial class RelayConnection
 
                 if (buffer.IsEmpty)
                 {
-                    return 0;
+                    // YARP's zero-byte read: YARP holds no buffer while it waits here. When what arrived
+                    // may be nothing but the pong to our ping, take it in now, into a pooled buffer
+                    // returned at once. Otherwise YARP rents its 64 KiB copy buffer for the next read,
+                    // the pong is removed, nothing is left to return, and that read waits for the
+                    // client's next bytes while holding YARP's buffer: one 64 KiB array per idle,
+                    // pinged connection for as long as it stays idle.
+                    if (Volatile.Read(ref _clientPingDue) == 0)
+                    {
+                        return 0;
+                    }
+
+                    var ahead = ArrayPool<byte>.Shared.Rent(4096);
+                    int forwarded;
+                    try
+                    {
+                        forwarded = await ReadFromClientAsync(inner, ahead, token);
+                        StashOverflow(ahead.AsSpan(0, forwarded));
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(ahead);
+                    }
+
+                    if (forwarded > 0)
+                    {
+                        // Bytes for the backend: YARP's next (real) read drains them from the overflow.
+                        return 0;
+                    }
+
+                    // Only our pong (or part of a frame, held): keep waiting without a caller's buffer.
+                    continue;
                 }
 
                 int produced;
@@ -305,11 +335,9 @@ internal sealed partial class RelayConnection
             return;
         }
 
-        if (_readOverflow is null || _readOverflow.Length < bytes.Length)
-        {
-            _readOverflow = new byte[Math.Max(bytes.Length, 4096)];
-        }
-
+        // Rented while it holds bytes, returned once drained: an idle connection keeps no buffer.
+        // Only called with the overflow empty (every read drains it first).
+        _readOverflow = ArrayPool<byte>.Shared.Rent(Math.Max(bytes.Length, 256));
         bytes.CopyTo(_readOverflow);
         _readOverflowOffset = 0;
         _readOverflowCount = bytes.Length;
@@ -321,6 +349,12 @@ internal sealed partial class RelayConnection
         _readOverflow.AsSpan(_readOverflowOffset, n).CopyTo(destination);
         _readOverflowOffset += n;
         _readOverflowCount -= n;
+        if (_readOverflowCount == 0 && _readOverflow is not null)
+        {
+            ArrayPool<byte>.Shared.Return(_readOverflow);
+            _readOverflow = null;
+        }
+
         return n;
     }
 
