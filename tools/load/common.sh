@@ -2,7 +2,10 @@
 # and /metrics. Everything listens on and talks to loopback only. Source it; do not run it.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-PROXY_DLL="$ROOT/src/ReaperProxy/bin/Release/net10.0/ReaperProxy.dll"
+# PROXY_DLL may point at another build of the proxy (e.g. a baseline commit built elsewhere, with
+# --no-build) for A/B runs; PROXY_LABEL then names it in the results.
+PROXY_DLL=${PROXY_DLL:-"$ROOT/src/ReaperProxy/bin/Release/net10.0/ReaperProxy.dll"}
+PROXY_LABEL=${PROXY_LABEL:-"$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- src/ReaperProxy 2>/dev/null || echo +dirty)"}
 LOADTEST_DLL="$ROOT/src/ReaperProxy.LoadTest/bin/Release/net10.0/ReaperProxy.LoadTest.dll"
 CLK_TCK=$(getconf CLK_TCK)
 PIDS=()

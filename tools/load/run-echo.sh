@@ -51,7 +51,7 @@ ENFORCE_PID=$PROXY_PID
 write_proxy_config "$WORK/off.json" Off 15s 10s "$BACKEND_PORT"
 start_proxy "$WORK/off.json" "$OFF_PORT" "$OFF_ADMIN"
 OFF_PID=$PROXY_PID
-log "backend pid $BACKEND, proxy Enforce pid $ENFORCE_PID (:$ENFORCE_PORT), proxy Off pid $OFF_PID (:$OFF_PORT); $runs runs of ${DURATION}s; sources $SRC; work dir $WORK"
+log "proxy build $PROXY_LABEL; backend pid $BACKEND, proxy Enforce pid $ENFORCE_PID (:$ENFORCE_PORT), proxy Off pid $OFF_PID (:$OFF_PORT); $runs runs of ${DURATION}s; sources $SRC; work dir $WORK"
 
 RESULTS="$OUT/echo-$(date +%Y%m%dT%H%M%S).jsonl"
 for rep in $(seq "$REPEAT"); do
@@ -68,7 +68,7 @@ for rep in $(seq "$REPEAT"); do
           --duration "${DURATION}s" --warmup "${WARMUP}s" --source "$SRC" --watch-pid "$watch" 2>>"$WORK/echo.log") || log "echo $target size $size K $k reported errors"
         read -r mb1 mt1 < <(machine_jiffies)
         busy=$(awk -v a="$mb0" -v b="$mb1" -v c="$mt0" -v d="$mt1" 'BEGIN {printf "%.1f", (b - a) / (d - c) * 100}')
-        printf '{"repeat":%d,"target":"%s","machineBusyPct":%s,"loadavg":"%s","result":%s}\n' "$rep" "$target" "$busy" "$(loadavg)" "${json:-null}" >>"$RESULTS"
+        printf '{"proxy":"%s","repeat":%d,"target":"%s","machineBusyPct":%s,"loadavg":"%s","result":%s}\n' "$PROXY_LABEL" "$rep" "$target" "$busy" "$(loadavg)" "${json:-null}" >>"$RESULTS"
         log "rep $rep size $size K $k $target: $(echo "$json" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["messagesPerSec"], "msg/s, p50", d["p50Us"], "us, p99", d["p99Us"], "us")' 2>/dev/null || echo failed)"
       done
     done

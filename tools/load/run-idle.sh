@@ -158,7 +158,7 @@ window = $w1 - $w0
 hz = $CLK_TCK
 n = $CONNECTED
 r = {
-  "policy": "$POLICY", "mode": "$MODE", "legs": "$LEGS", "pingInterval": "$PING", "pongTimeout": "$PONG",
+  "proxy": "$PROXY_LABEL", "policy": "$POLICY", "mode": "$MODE", "legs": "$LEGS", "pingInterval": "$PING", "pongTimeout": "$PONG",
   "requested": $COUNT, "connected": n, "connectSeconds": $CONNECT_SECONDS, "windowSeconds": round(window, 1),
   "proxyCpuPctOfCore": round(($c1 - $c0) / hz / window * 100, 2), "baselineCpuPctOfCore": $BASE_CPU,
   "rssKB": $RSS, "rssMaxKB": $RSS_MAX, "baselineRssKB": $BASE_RSS, "rssAnonKB": $ANON, "baselineRssAnonKB": $BASE_ANON,
@@ -179,6 +179,7 @@ r = {
 json.dump(r, open(out, "w"), indent=1)
 print(json.dumps({k: v for k, v in r.items() if k != "clients"}))
 rows = [
+  ("proxy build", r["proxy"]),
   ("policy", f'{r["policy"]} (Mode {r["mode"]}, legs {r["legs"]}, ping {r["pingInterval"]}, pong {r["pongTimeout"]})'),
   ("connections", f'{r["connected"]}/{r["requested"]} (connect ~{r["connectSeconds"]} s), window {r["windowSeconds"]} s'),
   ("proxy CPU", f'{r["proxyCpuPctOfCore"]} % of one core (idle proxy: {r["baselineCpuPctOfCore"]} %)'),
