@@ -27,6 +27,7 @@ public sealed class BackendProbe
     private readonly TaskCompletionSource<Stream> _raw = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _accepted = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<DateTime> _closeCompleted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private DateTime _closeStarted;
 
     /// <summary>Completes when a backend WebSocket ends.</summary>
     public Task<BackendOutcome> Outcome => _outcome.Task;
@@ -39,6 +40,9 @@ public sealed class BackendProbe
 
     /// <summary>When <c>/close-first</c>'s CloseAsync returned (the handshake completed, or was completed for it).</summary>
     public Task<DateTime> CloseCompleted => _closeCompleted.Task;
+
+    /// <summary>When <c>/close-first</c> called CloseAsync.</summary>
+    public DateTime CloseStarted => _closeStarted;
 
     /// <summary>Maps the endpoints onto a test backend.</summary>
     public void Map(WebApplication app)
@@ -89,6 +93,7 @@ public sealed class BackendProbe
             _accepted.TrySetResult();
             try
             {
+                _closeStarted = DateTime.UtcNow;
                 await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "server done", context.RequestAborted);
                 _closeCompleted.TrySetResult(DateTime.UtcNow);
                 _outcome.TrySetResult(new(socket.CloseStatus, socket.CloseStatusDescription, false, DateTime.UtcNow));

@@ -16,11 +16,24 @@ public sealed class PrometheusEndToEndTests(ITestOutputHelper output)
     {
         var prometheusPath = ExternalTool.Require("prometheus");
         var heartbeat = new Relay.Heartbeat(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
-        await using var fixture = await RelayFixture.StartAsync(output, heartbeat);
+
+        // The real executable, one proxy per process as deployed: OpenTelemetry subscribes to meters by
+        // name, so an in-process proxy would also export what other proxies in the test process count.
+        var probe = new BackendProbe();
+        await using var backend = await TestBackend.StartAsync(new TestBackendOptions { Map = probe.Map, Output = output });
+        var configDir = Directory.CreateTempSubdirectory("reaper-e2e-");
+        var configFile = Path.Combine(configDir.FullName, "reaper.json");
+        File.WriteAllText(configFile, ProxyConfig.CatchAll(backend.BaseUri)
+            .Set("Reaper:Heartbeat:PingInterval", "1s")
+            .Set("Reaper:Heartbeat:PongTimeout", "1s")
+            .Set("Reaper:Heartbeat:CloseTimeout", "1s")
+            .ToJson());
+        await using var proxy = await ProxyProcess.StartAsync(configFile);
+        Uri Ws(string path) => new UriBuilder(new Uri(proxy.PublicUri, path.TrimStart('/'))) { Scheme = "ws" }.Uri;
 
         var dir = Directory.CreateTempSubdirectory("reaper-prometheus-");
         var port = ExternalTool.FreeLoopbackPort();
-        var admin = fixture.Proxy.AdminUri;
+        var admin = proxy.AdminUri;
         File.WriteAllText(Path.Combine(dir.FullName, "prometheus.yml"), $"""
             global:
               scrape_interval: 2s
@@ -49,16 +62,16 @@ public sealed class PrometheusEndToEndTests(ITestOutputHelper output)
             await Eventually.UntilAsync(async () => await Query(http, "up{job=\"reaperproxy\"}") == 1, "Prometheus to scrape the admin port", TimeSpan.FromSeconds(60));
 
             // A live client (a receive pending, so it answers pings) shows up as active...
-            await using var live = await TestWebSocket.ConnectHttp1Async(fixture.Ws("/echo"));
+            await using var live = await TestWebSocket.ConnectHttp1Async(Ws("/echo"));
             var liveBuffer = new byte[64];
             var liveReceive = live.Socket.ReceiveAsync(liveBuffer, CancellationToken.None);
             await Eventually.UntilAsync(async () => await Query(http, "sum(reaper_connections_active)") == 1,
                 "reaper_connections_active to show the live connection", TimeSpan.FromSeconds(30));
 
             // ...then a raw client completes the upgrade and answers nothing: it is reaped.
-            await using (var silent = await RawWebSocket.ConnectAsync(fixture.Ws("/record")))
+            await using (var silent = await RawWebSocket.ConnectAsync(Ws("/record")))
             {
-                await fixture.Probe.Outcome.WaitAsync(heartbeat.Deadline + TimeSpan.FromSeconds(15));
+                await probe.Outcome.WaitAsync(heartbeat.Deadline + TimeSpan.FromSeconds(15));
             }
 
             await Eventually.UntilAsync(
@@ -80,6 +93,7 @@ public sealed class PrometheusEndToEndTests(ITestOutputHelper output)
             prometheus.Kill(entireProcessTree: true);
             await prometheus.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
             dir.Delete(recursive: true);
+            configDir.Delete(recursive: true);
         }
     }
 

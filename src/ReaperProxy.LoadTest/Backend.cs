@@ -1,0 +1,112 @@
+using System.Net.WebSockets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace ReaperProxy.LoadTest;
+
+/// <summary>
+/// The backend for the load tests: Kestrel, one WebSocket endpoint that echoes each message as one frame
+/// and otherwise keeps a receive pending (so it answers the proxy's pings). Its per-connection buffer
+/// starts at 1 KiB and grows to the largest message seen, so 9,000 idle connections cost it little.
+/// </summary>
+internal static class Backend
+{
+    private const int MaxMessage = 16 * 1024 * 1024;
+    private static long s_open;
+    private static long s_accepted;
+    private static long s_messages;
+
+    public static async Task<int> RunAsync(Options options)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.WebHost.UseUrls(options.Get("urls", "http://127.0.0.1:5090"));
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxConcurrentConnections = null;
+            k.Limits.MaxConcurrentUpgradedConnections = null;
+        });
+
+        var app = builder.Build();
+        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero });
+        app.MapGet("/stats", () => Results.Json(new BackendStats(Interlocked.Read(ref s_open), Interlocked.Read(ref s_accepted), Interlocked.Read(ref s_messages)), JsonContext.Default.BackendStats));
+        app.Map("/ws", async context =>
+        {
+            if (!context.WebSockets.IsWebSocketRequest)
+            {
+                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                return;
+            }
+
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            Interlocked.Increment(ref s_accepted);
+            Interlocked.Increment(ref s_open);
+            try
+            {
+                await EchoAsync(socket, context.RequestAborted);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref s_open);
+            }
+        });
+
+        await app.StartAsync();
+        Console.Error.WriteLine($"backend listening on {string.Join(", ", app.Urls)} (WebSocket echo at /ws)");
+        await app.WaitForShutdownAsync();
+        return 0;
+    }
+
+    private static async Task EchoAsync(WebSocket socket, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[1024];
+        try
+        {
+            while (true)
+            {
+                var count = 0;
+                ValueWebSocketReceiveResult result;
+                while (true)
+                {
+                    if (count == buffer.Length)
+                    {
+                        if (buffer.Length >= MaxMessage)
+                        {
+                            await socket.CloseAsync(WebSocketCloseStatus.MessageTooBig, "too big", cancellationToken);
+                            return;
+                        }
+
+                        Array.Resize(ref buffer, buffer.Length * 2);
+                    }
+
+                    result = await socket.ReceiveAsync(buffer.AsMemory(count), cancellationToken);
+                    if (result.MessageType == WebSocketMessageType.Close)
+                    {
+                        await socket.CloseOutputAsync(socket.CloseStatus ?? WebSocketCloseStatus.NormalClosure, socket.CloseStatusDescription, cancellationToken);
+                        return;
+                    }
+
+                    count += result.Count;
+                    if (result.EndOfMessage)
+                    {
+                        break;
+                    }
+                }
+
+                await socket.SendAsync(buffer.AsMemory(0, count), result.MessageType, endOfMessage: true, cancellationToken);
+                Interlocked.Increment(ref s_messages);
+            }
+        }
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
+        {
+            // The peer went away without a closing handshake.
+        }
+    }
+}
+
+internal sealed record BackendStats(long Open, long Accepted, long Messages);

@@ -1,0 +1,187 @@
+using System.Globalization;
+using System.Net;
+
+namespace ReaperProxy.LoadTest;
+
+/// <summary>Subcommands and their options (<c>--name value</c>).</summary>
+internal static class Cli
+{
+    public const string Usage = """
+        usage: ReaperProxy.LoadTest SUBCOMMAND [options]
+
+          backend --urls URLS
+              A minimal Kestrel WebSocket app: /ws echoes every message back as one frame (a receive is
+              always pending, so it answers pings); /stats gives open/accepted counts. Runs until SIGTERM.
+
+          idle --target ws://HOST:PORT/ws --count N [--source 127.0.0.2] [--duration 120s]
+               [--connect-concurrency 50] [--connect-timeout 60s] [--ready-file FILE]
+              Opens N WebSockets from source address SOURCE, keeps a receive pending on each (pings are
+              answered) and sends nothing for DURATION (counted from when all are open), then closes them.
+              Writes FILE once all are open. Any connection that ends before the close phase is reported.
+
+          echo --target ws://HOST:PORT/ws --connections K --size BYTES [--duration 20s] [--warmup 3s]
+               [--source 127.0.0.2[,127.0.0.3...]] [--watch-pid PID[,PID...]]
+              K connections, each a closed loop: send one binary message of BYTES, wait for its echo.
+              Reports messages/s and round-trip percentiles over DURATION (after WARMUP), and for each
+              watched process its CPU (utime+stime, /proc) over that window, per message too.
+
+          runtime-stats --pid PID [--seconds 3] [--induce-gc]
+              Reads another .NET process's System.Runtime counters over EventPipe and, with --induce-gc,
+              the managed heap size right after a full blocking GC it triggers (as dotnet-gcdump does).
+
+          heap-dump --pid PID [--top 25] [--dump FILE] [--keep]
+              Writes a heap dump of PID (it pauses while the dump is written), and lists its reachable
+              objects by type and its byte[] arrays by length: what a per-connection figure is made of.
+        """;
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help")
+        {
+            Console.Error.WriteLine(Usage);
+            return args.Length == 0 ? 2 : 0;
+        }
+
+        Options options;
+        try
+        {
+            options = Options.Parse(args.AsSpan(1));
+        }
+        catch (FormatException ex)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return 2;
+        }
+
+        try
+        {
+            return args[0] switch
+            {
+                "backend" => await Backend.RunAsync(options),
+                "idle" => await IdleClient.RunAsync(options),
+                "echo" => await EchoClient.RunAsync(options),
+                "runtime-stats" => await RuntimeStats.RunAsync(options),
+                "heap-dump" => await HeapDump.RunAsync(options),
+                _ => UnknownCommand(args[0]),
+            };
+        }
+        catch (FormatException ex)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return 2;
+        }
+    }
+
+    private static int UnknownCommand(string name)
+    {
+        Console.Error.WriteLine($"error: unknown subcommand '{name}'");
+        Console.Error.WriteLine(Usage);
+        return 2;
+    }
+}
+
+/// <summary><c>--name value</c> pairs.</summary>
+internal sealed class Options
+{
+    private readonly Dictionary<string, string> _values = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _flags = new(StringComparer.Ordinal);
+
+    public static Options Parse(ReadOnlySpan<string> args)
+    {
+        var options = new Options();
+        for (var i = 0; i < args.Length; i++)
+        {
+            var arg = args[i];
+            if (!arg.StartsWith("--", StringComparison.Ordinal))
+            {
+                throw new FormatException($"unexpected argument '{arg}'");
+            }
+
+            var name = arg[2..];
+            if (i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal))
+            {
+                options._values[name] = args[++i];
+            }
+            else
+            {
+                options._flags.Add(name);
+            }
+        }
+
+        return options;
+    }
+
+    public bool Flag(string name) => _flags.Contains(name);
+
+    public string? Get(string name) => _values.GetValueOrDefault(name);
+
+    public string Get(string name, string fallback) => _values.GetValueOrDefault(name) ?? fallback;
+
+    public string Require(string name) => _values.GetValueOrDefault(name) ?? throw new FormatException($"--{name} is required");
+
+    public int Int(string name, int fallback, int min = 1, int max = int.MaxValue)
+    {
+        if (Get(name) is not { } text)
+        {
+            return fallback;
+        }
+
+        if (!int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) || value < min || value > max)
+        {
+            throw new FormatException($"--{name}: '{text}' must be an integer in [{min}, {max}]");
+        }
+
+        return value;
+    }
+
+    /// <summary>A duration: <c>500ms</c>, <c>20s</c>, <c>2m</c>.</summary>
+    public TimeSpan Duration(string name, TimeSpan fallback, TimeSpan? max = null)
+    {
+        if (Get(name) is not { } text)
+        {
+            return fallback;
+        }
+
+        var value = ParseDuration(text) ?? throw new FormatException($"--{name}: '{text}' is not a duration (e.g. 500ms, 20s, 2m)");
+        var limit = max ?? TimeSpan.FromMinutes(15);
+        if (value <= TimeSpan.Zero || value > limit)
+        {
+            throw new FormatException($"--{name}: '{text}' must be positive and at most {limit}");
+        }
+
+        return value;
+    }
+
+    /// <summary>A comma-separated list of IPv4 loopback addresses (127.0.0.0/8 only).</summary>
+    public IPAddress[] Sources(string name)
+    {
+        var text = Get(name, "127.0.0.1");
+        var result = new List<IPAddress>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!IPAddress.TryParse(part, out var address) || !IPAddress.IsLoopback(address))
+            {
+                throw new FormatException($"--{name}: '{part}' is not a loopback address (127.0.0.0/8)");
+            }
+
+            result.Add(address);
+        }
+
+        return result.Count > 0 ? [.. result] : throw new FormatException($"--{name} is empty");
+    }
+
+    private static TimeSpan? ParseDuration(string text)
+    {
+        (string suffix, double scale)[] units = [("ms", 0.001), ("s", 1), ("m", 60)];
+        foreach (var (suffix, scale) in units)
+        {
+            if (text.EndsWith(suffix, StringComparison.Ordinal) &&
+                double.TryParse(text[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var number))
+            {
+                return TimeSpan.FromSeconds(number * scale);
+            }
+        }
+
+        return null;
+    }
+}

@@ -1,0 +1,10 @@
+using System.Text.Json.Serialization;
+
+namespace ReaperProxy.LoadTest;
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+[JsonSerializable(typeof(IdleResult))]
+[JsonSerializable(typeof(EchoResult))]
+[JsonSerializable(typeof(RuntimeStatsResult))]
+[JsonSerializable(typeof(BackendStats))]
+internal sealed partial class JsonContext : JsonSerializerContext;

@@ -1,0 +1,65 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+
+namespace ReaperProxy.LoadTest;
+
+/// <summary>Client sockets bound to a chosen loopback source address.</summary>
+internal static class Net
+{
+    /// <summary>
+    /// An invoker whose connections leave from <paramref name="source"/> (e.g. 127.0.0.2): each source
+    /// address has its own ephemeral port range toward the same destination, so tens of thousands of
+    /// client connections do not exhaust one address's ports.
+    /// </summary>
+    public static HttpMessageInvoker CreateInvoker(IPAddress source)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            UseProxy = false,
+            UseCookies = false,
+            AllowAutoRedirect = false,
+            ConnectTimeout = TimeSpan.FromSeconds(30),
+            ConnectCallback = async (context, cancellationToken) =>
+            {
+                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                try
+                {
+                    socket.Bind(new IPEndPoint(source, 0));
+                    var host = IPAddress.Parse(context.DnsEndPoint.Host);
+                    await socket.ConnectAsync(new IPEndPoint(host, context.DnsEndPoint.Port), cancellationToken);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+        };
+        return new HttpMessageInvoker(handler, disposeHandler: true);
+    }
+
+    /// <summary>Only loopback targets: this harness never sends traffic anywhere else.</summary>
+    public static Uri LoopbackTarget(Options options)
+    {
+        var text = options.Require("target");
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || uri.Scheme is not ("ws" or "http") ||
+            !IPAddress.TryParse(uri.Host, out var host) || !IPAddress.IsLoopback(host))
+        {
+            throw new FormatException($"--target: '{text}' must be ws://127.x.y.z:PORT/PATH (loopback IPv4 only)");
+        }
+
+        return uri;
+    }
+
+    /// <summary>A client WebSocket that never pings on its own (idle means idle: only the proxy pings).</summary>
+    public static ClientWebSocket NewClient()
+    {
+        var socket = new ClientWebSocket();
+        socket.Options.KeepAliveInterval = TimeSpan.Zero;
+        socket.Options.HttpVersion = HttpVersion.Version11;
+        socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        return socket;
+    }
+}
