@@ -4,12 +4,12 @@ namespace ReaperProxy.Heartbeat;
 internal static partial class Log
 {
     [LoggerMessage(EventId = 2001, EventName = "ConnectionReaped", Level = LogLevel.Information,
-        Message = "Reaped WebSocket: route {Route}, cluster {Cluster}, destination {Destination}, client {Client}: {Leg} leg dead ({Reason}) after {AgeSeconds}s; last pong RTT client {ClientRttMs} ms, backend {BackendRttMs} ms")]
-    public static partial void Reaped(ILogger logger, string route, string cluster, string? destination, string client, string leg, string reason, double ageSeconds, double? clientRttMs, double? backendRttMs);
+        Message = "Reaped WebSocket: route {Route}, cluster {Cluster}, destination {Destination}, client {Client}: {Leg} leg dead ({Reason}) after {AgeSeconds}s; last pong RTT in ms: client {ClientRttMs}, backend {BackendRttMs}")]
+    public static partial void Reaped(ILogger logger, string route, string cluster, string? destination, string client, string leg, string reason, double ageSeconds, string clientRttMs, string backendRttMs);
 
     [LoggerMessage(EventId = 2002, EventName = "ZombieObserved", Level = LogLevel.Information,
-        Message = "Observed zombie WebSocket (Observe mode, left open): route {Route}, cluster {Cluster}, destination {Destination}, client {Client}: {Leg} leg silent ({Reason}) after {AgeSeconds}s; last pong RTT client {ClientRttMs} ms, backend {BackendRttMs} ms")]
-    public static partial void ZombieObserved(ILogger logger, string route, string cluster, string? destination, string client, string leg, string reason, double ageSeconds, double? clientRttMs, double? backendRttMs);
+        Message = "Observed zombie WebSocket (Observe mode, left open): route {Route}, cluster {Cluster}, destination {Destination}, client {Client}: {Leg} leg silent ({Reason}) after {AgeSeconds}s; last pong RTT in ms: client {ClientRttMs}, backend {BackendRttMs}")]
+    public static partial void ZombieObserved(ILogger logger, string route, string cluster, string? destination, string client, string leg, string reason, double ageSeconds, string clientRttMs, string backendRttMs);
 
     [LoggerMessage(EventId = 2003, EventName = "IdleTimeout", Level = LogLevel.Information,
         Message = "Closing idle WebSocket (no data frame within IdleTimeout): route {Route}, cluster {Cluster}, destination {Destination}, client {Client}, after {AgeSeconds}s")]

@@ -1,3 +1,4 @@
+using System.Globalization;
 using ReaperProxy.Configuration;
 
 namespace ReaperProxy.Heartbeat;
@@ -600,5 +601,7 @@ internal sealed partial class RelayConnection
 
     private double AgeSeconds(long now) => Math.Round(_time.GetElapsedTime(OpenedAt, now).TotalSeconds, 3);
 
-    private double? RttMs(Leg leg) => LastRtt(leg) is { } rtt ? Math.Round(rtt.TotalMilliseconds, 3) : null;
+    /// <summary>The leg's last pong RTT in milliseconds for the log lines, or "none" if it never answered a ping.</summary>
+    private string RttMs(Leg leg) =>
+        LastRtt(leg) is { } rtt ? Math.Round(rtt.TotalMilliseconds, 3).ToString(CultureInfo.InvariantCulture) : "none";
 }
