@@ -18,7 +18,8 @@ public sealed class ReaperSettings
         HeartbeatPolicy.Default,
         new Dictionary<string, HeartbeatPolicy>(StringComparer.OrdinalIgnoreCase),
         new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase),
-        LogFormat.Simple);
+        LogFormat.Simple,
+        maxConnections: null);
 
     /// <summary>Creates a snapshot.</summary>
     public ReaperSettings(
@@ -26,8 +27,10 @@ public sealed class ReaperSettings
         HeartbeatPolicy defaultPolicy,
         IReadOnlyDictionary<string, HeartbeatPolicy> policies,
         IReadOnlyDictionary<string, string?> routePolicies,
-        LogFormat logFormat)
+        LogFormat logFormat,
+        int? maxConnections)
     {
+        MaxConnections = maxConnections;
         AdminUrls = adminUrls;
         DefaultPolicy = defaultPolicy;
         Policies = policies;
@@ -46,6 +49,15 @@ public sealed class ReaperSettings
 
     /// <summary>Route id → the policy name in its <c>Metadata:ReaperPolicy</c> (null: the default).</summary>
     public IReadOnlyDictionary<string, string?> RoutePolicies { get; }
+
+    /// <summary>
+    /// <c>Reaper:MaxConnections</c>: the most WebSockets proxied at once; null: derived from the
+    /// process's open-file limit (<see cref="Heartbeat.ConnectionLimiter.Automatic"/>).
+    /// </summary>
+    public int? MaxConnections { get; }
+
+    /// <summary>The cap in force: <see cref="MaxConnections"/> or the automatic one.</summary>
+    public int EffectiveMaxConnections => MaxConnections ?? Heartbeat.ConnectionLimiter.Automatic;
 
     /// <summary><c>Reaper:LogFormat</c>: console log format.</summary>
     public LogFormat LogFormat { get; }

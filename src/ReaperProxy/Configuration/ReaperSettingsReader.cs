@@ -9,7 +9,7 @@ public static class ReaperSettingsReader
     /// <summary>The root section of the reaper's own settings.</summary>
     public const string SectionName = "Reaper";
 
-    private static readonly string[] s_reaperKeys = ["AdminUrls", "ConfigFile", "Heartbeat", "Policies", "LogFormat"];
+    private static readonly string[] s_reaperKeys = ["AdminUrls", "ConfigFile", "Heartbeat", "Policies", "LogFormat", "MaxConnections"];
     private static readonly string[] s_policyKeys = ["Mode", "Legs", "PingInterval", "PongTimeout", "CloseTimeout", "IdleTimeout"];
 
     /// <summary>Reads a snapshot; <paramref name="errors"/> is empty exactly when the result is usable.</summary>
@@ -38,6 +38,7 @@ public static class ReaperSettingsReader
             logFormat = ParseEnum<LogFormat>(format, $"{SectionName}:LogFormat", problems) ?? LogFormat.Simple;
         }
 
+        var maxConnections = ReadMaxConnections(reaper, problems);
         var defaultPolicy = ReadPolicy(reaper.GetSection("Heartbeat"), HeartbeatPolicy.Default, name: null, problems);
 
         var policies = new Dictionary<string, HeartbeatPolicy>(StringComparer.OrdinalIgnoreCase);
@@ -54,7 +55,27 @@ public static class ReaperSettingsReader
             defaultPolicy,
             policies,
             routePolicies,
-            logFormat);
+            logFormat,
+            maxConnections);
+    }
+
+    // A positive integer, or null / "auto" for the cap derived from the open-file limit.
+    private static int? ReadMaxConnections(IConfigurationSection reaper, List<ConfigError> problems)
+    {
+        var text = reaper["MaxConnections"]?.Trim();
+        if (string.IsNullOrEmpty(text) || text.Equals("auto", StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        if (int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var max) && max > 0)
+        {
+            return max;
+        }
+
+        problems.Add(new($"{SectionName}:MaxConnections",
+            $"'{text}' is not a positive whole number of WebSockets (or null/\"auto\" for a cap derived from the open-file limit)"));
+        return null;
     }
 
     private static HeartbeatPolicy ReadPolicy(IConfigurationSection section, HeartbeatPolicy parent, string? name, List<ConfigError> problems)

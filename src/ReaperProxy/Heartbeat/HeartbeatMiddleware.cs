@@ -10,7 +10,8 @@ namespace ReaperProxy.Heartbeat;
 /// Sits in YARP's proxy pipeline. For a WebSocket request (HTTP/1.1 Upgrade or HTTP/2 extended
 /// CONNECT, RFC 8441) on a route whose policy is not Off, it swaps the upgrade feature for one that
 /// hands YARP a <see cref="RelayConnection"/> wrapped around Kestrel's client stream, and restores
-/// the original afterwards. Everything else passes through untouched.
+/// the original afterwards. Every WebSocket, Off routes too, takes a slot of <see cref="ConnectionLimiter"/>
+/// or is refused with 503. Everything else passes through untouched.
 /// </summary>
 internal sealed class HeartbeatMiddleware
 {
@@ -20,9 +21,11 @@ internal sealed class HeartbeatMiddleware
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly ReaperMetrics _metrics;
+    private readonly ConnectionLimiter _limiter;
 
-    public HeartbeatMiddleware(RequestDelegate next, ConnectionRegistry registry, ReaperSettingsMonitor settings, TimeProvider time, ILoggerFactory loggerFactory, ReaperMetrics metrics)
+    public HeartbeatMiddleware(RequestDelegate next, ConnectionRegistry registry, ConnectionLimiter limiter, ReaperSettingsMonitor settings, TimeProvider time, ILoggerFactory loggerFactory, ReaperMetrics metrics)
     {
+        _limiter = limiter;
         _metrics = metrics;
         _next = next;
         _registry = registry;
@@ -45,26 +48,46 @@ internal sealed class HeartbeatMiddleware
             return;
         }
 
-        // A WebSocket's whole lifetime would otherwise land in http.server.request.duration (Off routes too).
-        if (context.Features.Get<IHttpMetricsTagsFeature>() is { } metricsTags)
-        {
-            metricsTags.MetricsDisabled = true;
-        }
-
         var proxy = context.GetReverseProxyFeature();
         var route = proxy.Route.Config;
-        var policyName = route.Metadata?.GetValueOrDefault(ReaperSettings.PolicyMetadataKey);
         var settings = _settings.Current;
-        var policy = settings.RoutePolicies.TryGetValue(route.RouteId, out var configured)
-            ? settings.PolicyNamed(configured)
-            : settings.PolicyNamed(policyName);
-        if (policy.Mode == HeartbeatMode.Off)
+        var max = settings.EffectiveMaxConnections;
+        if (!_limiter.TryEnter(max))
         {
-            await _next(context);
+            await RefuseAsync(context, route.RouteId, proxy.Cluster.Config.ClusterId, max);
             return;
         }
 
-        var connection = new RelayConnection(_registry.NextId(), context, route.RouteId, proxy.Cluster.Config.ClusterId, policyName, _settings, _time, _logger, _metrics);
+        try
+        {
+            // A WebSocket's whole lifetime would otherwise land in http.server.request.duration (Off routes too).
+            if (context.Features.Get<IHttpMetricsTagsFeature>() is { } metricsTags)
+            {
+                metricsTags.MetricsDisabled = true;
+            }
+
+            var policyName = route.Metadata?.GetValueOrDefault(ReaperSettings.PolicyMetadataKey);
+            var policy = settings.RoutePolicies.TryGetValue(route.RouteId, out var configured)
+                ? settings.PolicyNamed(configured)
+                : settings.PolicyNamed(policyName);
+            if (policy.Mode == HeartbeatMode.Off)
+            {
+                await _next(context);
+            }
+            else
+            {
+                await RelayAsync(context, upgrade, connect, isH1WebSocket, route.RouteId, proxy.Cluster.Config.ClusterId, policyName);
+            }
+        }
+        finally
+        {
+            _limiter.Exit();
+        }
+    }
+
+    private async Task RelayAsync(HttpContext context, IHttpUpgradeFeature? upgrade, IHttpExtendedConnectFeature? connect, bool isH1WebSocket, string routeId, string clusterId, string? policyName)
+    {
+        var connection = new RelayConnection(_registry.NextId(), context, routeId, clusterId, policyName, _settings, _time, _logger, _metrics);
         var relayFeature = new HeartbeatRelayFeature(connection);
         context.Features.Set<IHeartbeatRelayFeature>(relayFeature);
         if (isH1WebSocket)
@@ -92,6 +115,21 @@ internal sealed class HeartbeatMiddleware
                 Log.ConnectionClosed(_logger, connection.Id, connection.RouteId, connection.Reason.ToTag(), Math.Round(_time.GetElapsedTime(connection.OpenedAt).TotalSeconds, 3));
             }
         }
+    }
+
+    // Before YARP has contacted any backend: the client gets a plain 503 it can retry.
+    private Task RefuseAsync(HttpContext context, string routeId, string clusterId, int max)
+    {
+        _metrics.Refused(routeId, clusterId);
+        if (_limiter.ShouldLog(out var refused))
+        {
+            Log.Refused(_logger, refused, routeId, RelayConnection.ClientAddressOf(context), _limiter.Open, max);
+        }
+
+        context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+        context.Response.Headers.RetryAfter = "5";
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        return context.Response.WriteAsync("ReaperProxy: too many WebSockets open (Reaper:MaxConnections); retry later.\n");
     }
 
     private Stream Attach(RelayConnection connection, Stream clientStream, HttpContext context)

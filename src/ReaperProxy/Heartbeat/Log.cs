@@ -50,4 +50,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 2012, EventName = "ClientWentAway", Level = LogLevel.Information,
         Message = "Client {Client} of route {Route}, cluster {Cluster} ended its connection without a closing handshake; telling destination {Destination} with Close 1001")]
     public static partial void ClientWentAway(ILogger logger, string client, string route, string cluster, string? destination);
+
+    [LoggerMessage(EventId = 2013, EventName = "ConnectionRefused", Level = LogLevel.Warning,
+        Message = "Refused {Refused} WebSocket(s) with 503 since the last such line (latest: route {Route}, client {Client}): {Open} are open and Reaper:MaxConnections is {Max}; at most one such line every 10 s")]
+    public static partial void Refused(ILogger logger, long refused, string route, string client, int open, int max);
 }

@@ -56,7 +56,7 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
         _time = time;
         _logger = logger;
         _tag = (ulong)Random.Shared.NextInt64() | 1UL;
-        ClientAddress = context.Connection.RemoteIpAddress is { } ip ? $"{ip}:{context.Connection.RemotePort}" : "unknown";
+        ClientAddress = ClientAddressOf(context);
         Protocol = HttpProtocol.IsHttp2(context.Request.Protocol) ? "h2" : "http/1.1";
         _onInnerReadCompleted = OnInnerReadCompleted;
         _waitCore.RunContinuationsAsynchronously = true;
@@ -73,6 +73,10 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
     public string? Destination { get; private set; }
 
     public string ClientAddress { get; }
+
+    /// <summary>The client's address and port as logs and the admin API show it.</summary>
+    public static string ClientAddressOf(HttpContext context) =>
+        context.Connection.RemoteIpAddress is { } ip ? $"{ip}:{context.Connection.RemotePort}" : "unknown";
 
     /// <summary><c>http/1.1</c> or <c>h2</c>: how the client reached the proxy.</summary>
     public string Protocol { get; }

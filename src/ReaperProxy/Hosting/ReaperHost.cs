@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.DataProtection;
@@ -6,6 +7,7 @@ using Microsoft.Extensions.Configuration.EnvironmentVariables;
 using Microsoft.Extensions.Configuration.Json;
 using ReaperProxy.Admin;
 using ReaperProxy.Configuration;
+using ReaperProxy.Heartbeat;
 using ReaperProxy.Metrics;
 using Yarp.ReverseProxy.Configuration;
 
@@ -83,6 +85,11 @@ public sealed class ReaperHost : IAsyncDisposable
         var routes = proxy.Services.GetRequiredService<IProxyConfigProvider>().GetConfig().Routes;
         output.WriteLine($"{file}: configuration is valid.");
         output.WriteLine($"default policy (Reaper:Heartbeat): {settings.DefaultPolicy.Describe()}");
+        output.WriteLine("WebSockets at once (Reaper:MaxConnections): " + (settings.MaxConnections is { } max
+            ? max.ToString(CultureInfo.InvariantCulture)
+            : ConnectionLimiter.ReadOpenFileLimit() is { } files
+                ? $"auto, {ConnectionLimiter.Automatic} from this process's open-file limit of {files} (the deployed process may differ)"
+                : "auto, no cap (the open-file limit is unknown or unlimited)"));
         if (routes.Count == 0)
         {
             output.WriteLine("no routes are configured (ReverseProxy:Routes is empty).");

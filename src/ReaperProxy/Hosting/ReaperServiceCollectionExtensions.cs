@@ -31,6 +31,7 @@ public static class ReaperServiceCollectionExtensions
         DecorateForwarder(services);
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ConnectionRegistry>();
+        services.TryAddSingleton<ConnectionLimiter>();
         services.TryAddSingleton<ReaperMetrics>();
         services.AddSingleton<IAdminEndpoints, ConnectionListEndpoint>();
         services.TryAddSingleton<HeartbeatScheduler>();

@@ -26,6 +26,7 @@ internal sealed class ReaperMetrics
     private readonly Histogram<double> _rtt;
     private readonly Histogram<double> _duration;
     private readonly Counter<long> _reloads;
+    private readonly Counter<long> _refused;
 
     public ReaperMetrics(IMeterFactory meterFactory)
     {
@@ -48,6 +49,8 @@ internal sealed class ReaperMetrics
         _duration = meter.CreateHistogram("reaper.connection.duration", "s",
             "Lifetime of proxied WebSockets, by the reason they ended.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = s_durationBuckets });
+        _refused = meter.CreateCounter<long>("reaper.connections.refused", "{connection}",
+            "WebSockets refused with 503 before reaching a backend because Reaper:MaxConnections were open (every mode, Off included).");
         _reloads = meter.CreateCounter<long>("reaper.config.reloads", "{reload}",
             "Changes to the --config file: applied, or rejected (invalid; the last good configuration kept serving).");
     }
@@ -83,6 +86,9 @@ internal sealed class ReaperMetrics
 
     public void ZombieObserved(string route, string cluster, Leg leg) =>
         _observed.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "leg", leg.ToTag() } });
+
+    public void Refused(string route, string cluster) =>
+        _refused.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "reason", "limit" } });
 
     public void PingSent(string route, Leg leg) => _pings.Add(1, new TagList { { "route", route }, { "leg", leg.ToTag() } });
 

@@ -432,6 +432,34 @@ public class ReaperSettingsReaderTests
         Assert.Empty(Errors("{ " + OneRoute + " }"));
     }
 
+    [Theory]
+    [InlineData("100", 100)]
+    [InlineData("\"2500\"", 2500)]
+    [InlineData("null", null)]
+    [InlineData("\"auto\"", null)]
+    [InlineData("\"AUTO\"", null)]
+    public void MaxConnections_is_a_positive_count_or_auto(string value, int? expected)
+    {
+        var settings = Read($$"""{ "Reaper": { "MaxConnections": {{value}} } }""");
+
+        Assert.Equal(expected, settings.MaxConnections);
+        Assert.Equal(expected ?? ReaperProxy.Heartbeat.ConnectionLimiter.Automatic, settings.EffectiveMaxConnections);
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-5")]
+    [InlineData("\"many\"")]
+    [InlineData("1.5")]
+    [InlineData("99999999999")]
+    public void A_bad_MaxConnections_names_its_key_path(string value)
+    {
+        var error = Assert.Single(Errors($$"""{ "Reaper": { "MaxConnections": {{value}} } }"""));
+
+        Assert.Equal("Reaper:MaxConnections", error.Path);
+        Assert.Contains("is not a positive whole number of WebSockets", error.Message);
+    }
+
     private static ReaperSettings Read(string json)
     {
         var settings = ReaperSettingsReader.Read(TestConfiguration.FromJson(json), out var errors);
