@@ -175,6 +175,10 @@ def synth(out_path, end):
         for leg in legs:
             series("reaper_zombies_observed_total", dict(base, instance=inst, route="chat", cluster="chat", leg=leg), counter(0.2))
 
+    lines.append("# TYPE reaper_connections_refused counter")
+    for inst in instances:
+        series("reaper_connections_refused_total", dict(base, instance=inst, route="chat", cluster="chat", reason="limit"), counter(0.5))
+
     lines.append("# TYPE reaper_pings_sent counter")
     for inst in instances:
         for route in routes:
