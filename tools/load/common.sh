@@ -46,6 +46,18 @@ start_watchdog() { # SECONDS
   PIDS+=($!)
 }
 
+begin_run() { # NAME ; sets WORK (and OUT if unset), installs cleanup, a ten-minute watchdog, builds
+  WORK=$(mktemp -d "/tmp/reaper-$1.XXXXXX")
+  OUT=${OUT:-$WORK}
+  mkdir -p "$OUT"
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+  # A hard stop for the whole run, whatever happens: about ten minutes.
+  start_watchdog 600
+  [ "$BUILD" = 1 ] && build_release
+  [ -f "$PROXY_DLL" ] && [ -f "$LOADTEST_DLL" ] || die "build first (or drop --no-build)"
+}
+
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 wait_http() { # URL SECONDS

@@ -33,15 +33,7 @@ budget=$(( runs * (DURATION + WARMUP + 4) ))
 [ "$NSRC" -ge 1 ] && [ "$NSRC" -le 50 ] || die "--sources must be 1..50"
 SRC=$(seq -s, 2 $((NSRC + 1)) | sed 's/\([0-9]*\)/127.0.0.\1/g')
 
-WORK=$(mktemp -d /tmp/reaper-echo.XXXXXX)
-OUT=${OUT:-$WORK}
-mkdir -p "$OUT"
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-start_watchdog 600
-
-[ "$BUILD" = 1 ] && build_release
-[ -f "$PROXY_DLL" ] && [ -f "$LOADTEST_DLL" ] || die "build first (or drop --no-build)"
+begin_run echo
 
 start_backend "$BACKEND_PORT"
 BACKEND=$BACKEND_PID

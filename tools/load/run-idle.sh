@@ -49,16 +49,7 @@ case "$LEGS" in Both|Client|Backend) ;; *) die "--legs must be Both, Client or B
 [ "$WINDOW" -ge 5 ] && [ "$WINDOW" -le 180 ] || die "--window must be 5..180 seconds"
 [ "$CLIENTS" -ge 1 ] && [ "$CLIENTS" -le 20 ] || die "--clients must be 1..20"
 
-WORK=$(mktemp -d /tmp/reaper-idle.XXXXXX)
-OUT=${OUT:-$WORK}
-mkdir -p "$OUT"
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-# A hard stop for the whole run, whatever happens: about ten minutes.
-start_watchdog 600
-
-[ "$BUILD" = 1 ] && build_release
-[ -f "$PROXY_DLL" ] && [ -f "$LOADTEST_DLL" ] || die "build first (or drop --no-build)"
+begin_run idle
 
 log "policy $POLICY (Mode $MODE, Legs $LEGS, PingInterval $PING, PongTimeout $PONG), $COUNT connections from $CLIENTS client processes, window ${WINDOW}s; work dir $WORK"
 start_backend "$BACKEND_PORT"
