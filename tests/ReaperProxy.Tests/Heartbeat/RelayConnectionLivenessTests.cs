@@ -20,11 +20,7 @@ public class RelayConnectionLivenessTests
     public async Task A_client_that_answers_nothing_is_dead_after_ping_interval_plus_pong_timeout_and_the_backend_gets_close_1001()
     {
         await using var h = RelayHarness.Create();
-        var read = h.ToBackendAsync();
-        h.AdvanceAndTick(RelayHarness.PingInterval);
-        var backendPing = SingleFrame(await RelayHarness.Guard(read), WebSocketOpcode.Ping);
-        read = h.ToBackendAsync();
-        await h.FromBackendAsync(WireFrame.Pong(backendPing.Payload).ToBytes());
+        var read = await PingBothAndAnswerOnlyTheBackendAsync(h);
         var clientPing = h.SinglePingToClient();
 
         h.AdvanceAndTick(RelayHarness.PongTimeout - s_oneTick);
@@ -55,11 +51,7 @@ public class RelayConnectionLivenessTests
     public async Task A_reaped_connection_ends_after_close_timeout_when_the_survivor_never_answers_the_close()
     {
         await using var h = RelayHarness.Create();
-        var read = h.ToBackendAsync();
-        h.AdvanceAndTick(RelayHarness.PingInterval);
-        var backendPing = SingleFrame(await RelayHarness.Guard(read), WebSocketOpcode.Ping);
-        read = h.ToBackendAsync();
-        await h.FromBackendAsync(WireFrame.Pong(backendPing.Payload).ToBytes());
+        var read = await PingBothAndAnswerOnlyTheBackendAsync(h);
         h.AdvanceAndTick(RelayHarness.PongTimeout);
         SingleFrame(await RelayHarness.Guard(read), WebSocketOpcode.Close);
         read = h.ToBackendAsync();
@@ -230,6 +222,20 @@ public class RelayConnectionLivenessTests
         var clientData = WireFrame.Text("c", mask: ClientMask).ToBytes();
         h.Client.Send(clientData);
         Assert.Equal(clientData, await RelayHarness.Guard(read));
+    }
+
+    /// <summary>
+    /// Both legs quiet for PingInterval get a ping; only the backend answers. Returns the pending read
+    /// of what goes to the backend next.
+    /// </summary>
+    private static async Task<Task<byte[]>> PingBothAndAnswerOnlyTheBackendAsync(RelayHarness h)
+    {
+        var read = h.ToBackendAsync();
+        h.AdvanceAndTick(RelayHarness.PingInterval);
+        var backendPing = SingleFrame(await RelayHarness.Guard(read), WebSocketOpcode.Ping);
+        read = h.ToBackendAsync();
+        await h.FromBackendAsync(WireFrame.Pong(backendPing.Payload).ToBytes());
+        return read;
     }
 
     private static WireFrame SingleFrame(byte[] bytes, byte opcode)
