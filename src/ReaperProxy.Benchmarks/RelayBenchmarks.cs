@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 using ReaperProxy.Configuration;
-using ReaperProxy.Heartbeat;
+using ReaperProxy.Relay;
 
 namespace ReaperProxy.Benchmarks;
 

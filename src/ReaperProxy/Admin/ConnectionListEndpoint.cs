@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Serialization;
-using ReaperProxy.Heartbeat;
+using ReaperProxy.Relay;
 
 namespace ReaperProxy.Admin;
 

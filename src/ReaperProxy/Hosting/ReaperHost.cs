@@ -7,7 +7,9 @@ using Microsoft.Extensions.Configuration.EnvironmentVariables;
 using Microsoft.Extensions.Configuration.Json;
 using ReaperProxy.Admin;
 using ReaperProxy.Configuration;
-using ReaperProxy.Heartbeat;
+using ReaperProxy.Admission;
+using ReaperProxy.Proxying;
+using ReaperProxy.Relay;
 using ReaperProxy.Metrics;
 using Yarp.ReverseProxy.Configuration;
 

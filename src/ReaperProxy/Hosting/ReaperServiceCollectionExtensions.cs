@@ -2,7 +2,9 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using OpenTelemetry.Metrics;
 using ReaperProxy.Admin;
 using ReaperProxy.Configuration;
-using ReaperProxy.Heartbeat;
+using ReaperProxy.Admission;
+using ReaperProxy.Proxying;
+using ReaperProxy.Relay;
 using ReaperProxy.Metrics;
 using Yarp.ReverseProxy.Forwarder;
 

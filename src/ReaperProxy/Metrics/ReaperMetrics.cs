@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using ReaperProxy.Heartbeat;
+using ReaperProxy.Relay;
 
 namespace ReaperProxy.Metrics;
 

@@ -2,10 +2,10 @@ using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using ReaperProxy.Framing;
-using ReaperProxy.Heartbeat;
+using ReaperProxy.Relay;
 using ReaperProxy.Metrics;
 using ReaperProxy.Tests.Framing;
-using ReaperProxy.Tests.Heartbeat;
+using ReaperProxy.Tests.Relay;
 
 namespace ReaperProxy.Tests.Metrics;
 

@@ -1,4 +1,4 @@
-namespace ReaperProxy.Heartbeat;
+namespace ReaperProxy.Relay;
 
 /// <summary>The heartbeat's log lines. Event ids are stable: operators alert on them.</summary>
 internal static partial class Log

@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
 using ReaperProxy.Framing;
 
-namespace ReaperProxy.Heartbeat;
+namespace ReaperProxy.Relay;
 
 // The backend→client direction: YARP's response loop writes the backend's bytes here. Writes from YARP
 // and from the heartbeat (pings, Close toward the client) are serialised by one lock.

@@ -7,10 +7,10 @@ using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
 using ReaperProxy.Configuration;
 using ReaperProxy.Framing;
-using ReaperProxy.Heartbeat;
+using ReaperProxy.Relay;
 using ReaperProxy.Tests.Framing;
 
-namespace ReaperProxy.Tests.Heartbeat;
+namespace ReaperProxy.Tests.Relay;
 
 /// <summary>
 /// One <see cref="RelayConnection"/> attached to a <see cref="TestClientStream"/>, on a fake clock.

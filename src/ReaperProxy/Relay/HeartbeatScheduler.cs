@@ -1,6 +1,6 @@
 using ReaperProxy.Configuration;
 
-namespace ReaperProxy.Heartbeat;
+namespace ReaperProxy.Relay;
 
 /// <summary>
 /// The one heartbeat for all connections (Kestrel's Heartbeat pattern, not a timer per connection):

@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Time.Testing;
-using ReaperProxy.Heartbeat;
+using ReaperProxy.Admission;
 
-namespace ReaperProxy.Tests.Heartbeat;
+namespace ReaperProxy.Tests.Admission;
 
 public class ConnectionLimiterTests
 {

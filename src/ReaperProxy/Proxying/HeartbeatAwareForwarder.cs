@@ -1,6 +1,7 @@
+using ReaperProxy.Relay;
 using Yarp.ReverseProxy.Forwarder;
 
-namespace ReaperProxy.Heartbeat;
+namespace ReaperProxy.Proxying;
 
 /// <summary>
 /// Decorates YARP's <see cref="IHttpForwarder"/>. YARP's <c>ActivityTimeout</c> (default 100 s) is

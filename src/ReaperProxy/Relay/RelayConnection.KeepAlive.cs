@@ -1,7 +1,7 @@
 using System.Globalization;
 using ReaperProxy.Configuration;
 
-namespace ReaperProxy.Heartbeat;
+namespace ReaperProxy.Relay;
 
 // Liveness, pings, closing handshakes and reaping. The shared scheduler calls OnTick; the I/O paths
 // report what they see (bytes heard, pongs, Close frames). State changes that span both directions

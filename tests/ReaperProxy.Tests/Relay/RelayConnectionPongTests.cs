@@ -1,8 +1,8 @@
 using ReaperProxy.Framing;
-using ReaperProxy.Heartbeat;
+using ReaperProxy.Relay;
 using ReaperProxy.Tests.Framing;
 
-namespace ReaperProxy.Tests.Heartbeat;
+namespace ReaperProxy.Tests.Relay;
 
 /// <summary>
 /// The proxy removes exactly the Pongs that answer its own pings (RFC 6455 §5.5.3: a Pong echoes the

@@ -3,9 +3,9 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 using ReaperProxy.Configuration;
-using ReaperProxy.Heartbeat;
+using ReaperProxy.Relay;
 
-namespace ReaperProxy.Tests.Heartbeat;
+namespace ReaperProxy.Tests.Relay;
 
 /// <summary>
 /// DESIGN.md pitfall 1: a read left pending on Kestrel's stream breaks the next request on the same

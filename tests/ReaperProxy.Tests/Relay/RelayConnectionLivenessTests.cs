@@ -1,9 +1,9 @@
 using System.Text;
 using ReaperProxy.Framing;
-using ReaperProxy.Heartbeat;
+using ReaperProxy.Relay;
 using ReaperProxy.Tests.Framing;
 
-namespace ReaperProxy.Tests.Heartbeat;
+namespace ReaperProxy.Tests.Relay;
 
 /// <summary>
 /// Dead legs and live ones on a fake clock. The test is the shared heartbeat (<c>OnTick</c>), YARP's two

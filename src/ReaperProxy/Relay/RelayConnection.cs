@@ -3,7 +3,7 @@ using System.Threading.Tasks.Sources;
 using ReaperProxy.Configuration;
 using ReaperProxy.Framing;
 
-namespace ReaperProxy.Heartbeat;
+namespace ReaperProxy.Relay;
 
 /// <summary>
 /// One proxied WebSocket under a heartbeat policy. It is the client-side stream YARP copies through:

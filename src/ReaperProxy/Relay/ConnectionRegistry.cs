@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 
-namespace ReaperProxy.Heartbeat;
+namespace ReaperProxy.Relay;
 
 /// <summary>The live heartbeat-managed WebSockets, walked by the scheduler and listed by the admin API.</summary>
 internal sealed class ConnectionRegistry

@@ -1,14 +1,4 @@
-namespace ReaperProxy.Heartbeat;
-
-/// <summary>One side of a proxied WebSocket.</summary>
-internal enum Leg
-{
-    /// <summary>The connection between the client and the proxy.</summary>
-    Client,
-
-    /// <summary>The connection between the proxy and the backend.</summary>
-    Backend,
-}
+namespace ReaperProxy.Relay;
 
 /// <summary>Why a proxied WebSocket ended (the <c>reason</c> tag of <c>reaper.connections.closed</c>).</summary>
 internal enum CloseReason
@@ -63,6 +53,4 @@ internal static class CloseReasonNames
         CloseReason.Shutdown => "shutdown",
         _ => "unknown",
     };
-
-    public static string ToTag(this Leg leg) => leg == Leg.Client ? "client" : "backend";
 }

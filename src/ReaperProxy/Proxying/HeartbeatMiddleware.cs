@@ -1,10 +1,12 @@
 using Microsoft.AspNetCore.Http.Features;
 using ReaperProxy.Configuration;
+using ReaperProxy.Admission;
 using ReaperProxy.Metrics;
+using ReaperProxy.Relay;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 
-namespace ReaperProxy.Heartbeat;
+namespace ReaperProxy.Proxying;
 
 /// <summary>
 /// Sits in YARP's proxy pipeline. For a WebSocket request (HTTP/1.1 Upgrade or HTTP/2 extended

@@ -1,6 +1,6 @@
 using ReaperProxy.Tests.Framing;
 
-namespace ReaperProxy.Tests.Heartbeat;
+namespace ReaperProxy.Tests.Relay;
 
 /// <summary>
 /// DESIGN.md: an idle connection holds no pooled buffer. YARP's copy loop rents its 64 KiB buffer
@@ -23,7 +23,7 @@ public class RelayConnectionIdleMemoryTests
         var ping = h.SinglePingToClient();
 
         h.Client.Send(WireFrame.Pong(ping.Payload, mask: ClientMask).ToBytes());
-        await WaitUntilAsync(() => h.Relay.LastRtt(ReaperProxy.Heartbeat.Leg.Client) is not null || zero.IsCompleted);
+        await WaitUntilAsync(() => h.Relay.LastRtt(ReaperProxy.Relay.Leg.Client) is not null || zero.IsCompleted);
 
         // The pong was taken and removed, and YARP's zero-byte read is still waiting: no buffer rented.
         Assert.False(zero.IsCompleted, "a pong alone woke YARP's loop, which then holds its 64 KiB buffer while idle");

@@ -1,8 +1,8 @@
 using ReaperProxy.Framing;
-using ReaperProxy.Heartbeat;
+using ReaperProxy.Relay;
 using ReaperProxy.Tests.Framing;
 
-namespace ReaperProxy.Tests.Heartbeat;
+namespace ReaperProxy.Tests.Relay;
 
 /// <summary>
 /// DESIGN.md: "a leg that stays silent for PongTimeout <em>after a ping</em> is dead". A ping can only go

@@ -2,7 +2,7 @@ using ReaperProxy.Framing;
 using ReaperProxy.Tests.Framing;
 using Xunit.Abstractions;
 
-namespace ReaperProxy.Tests.Heartbeat;
+namespace ReaperProxy.Tests.Relay;
 
 /// <summary>The backend→client direction: what YARP writes into the relay reaches the client.</summary>
 public class RelayConnectionBackendToClientTests(ITestOutputHelper output)

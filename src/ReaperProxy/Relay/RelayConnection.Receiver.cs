@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Threading.Tasks.Sources;
 using ReaperProxy.Framing;
 
-namespace ReaperProxy.Heartbeat;
+namespace ReaperProxy.Relay;
 
 // The client→backend direction: YARP's request loop reads here and writes what it gets to the backend.
 // Frames toward the backend (pings, Close) are handed to YARP as read results at a frame boundary.

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace ReaperProxy.Heartbeat;
+namespace ReaperProxy.Admission;
 
 /// <summary>
 /// Caps the WebSockets proxied at once (every mode, Off included). Each costs the process two file

@@ -2,7 +2,7 @@ using ReaperProxy.Framing;
 using ReaperProxy.Tests.Framing;
 using Xunit.Abstractions;
 
-namespace ReaperProxy.Tests.Heartbeat;
+namespace ReaperProxy.Tests.Relay;
 
 /// <summary>The client→backend direction: what the client sends comes out of the relay's reads.</summary>
 public class RelayConnectionClientToBackendTests(ITestOutputHelper output)
