@@ -74,6 +74,13 @@ public sealed class ReaperSettings
         return DefaultPolicy;
     }
 
+    /// <summary>
+    /// The one route→policy rule: the route as this configuration knows it (its <c>ReaperPolicy</c>
+    /// metadata), else the policy name the route carried when its request was routed, else the default.
+    /// </summary>
+    public HeartbeatPolicy PolicyForRoute(string routeId, string? metadataPolicyName) =>
+        RoutePolicies.TryGetValue(routeId, out var name) ? PolicyNamed(name) : PolicyNamed(metadataPolicyName);
+
     /// <summary>The effective policy for a policy name from route metadata (null or unknown: the default).</summary>
     public HeartbeatPolicy PolicyNamed(string? name) =>
         name is not null && Policies.TryGetValue(name, out var policy) ? policy : DefaultPolicy;

@@ -17,8 +17,11 @@ internal struct FrameScanner
     /// <summary>Payload bytes of the current data frame still to come.</summary>
     public readonly long PayloadRemaining => _payloadRemaining;
 
-    /// <summary>Set when a data-frame header passed; the caller clears it (idle-timeout bookkeeping).</summary>
-    public bool SawDataFrame;
+    /// <summary>
+    /// Set when data went by (a data frame's header or any of its payload bytes); the caller clears it.
+    /// The idle timeout counts data, so a long frame that is still streaming is not idle.
+    /// </summary>
+    public bool SawData;
 
     /// <summary>
     /// Scans <paramref name="data"/> from <paramref name="start"/>. The bytes
@@ -47,6 +50,7 @@ internal struct FrameScanner
                 }
 
                 var take = (int)Math.Min(_payloadRemaining, available);
+                SawData = true;
                 pos += take;
                 _payloadRemaining -= take;
                 continue;
@@ -100,7 +104,7 @@ internal struct FrameScanner
             }
 
             _messageOpen = !header.Fin;
-            SawDataFrame = true;
+            SawData = true;
             pos += header.HeaderLength;
             _payloadRemaining = header.PayloadLength;
 

@@ -31,6 +31,9 @@ public static class ReaperServiceCollectionExtensions
     {
         var proxy = services.AddReverseProxy();
         DecorateForwarder(services);
+
+        // Backend connections the relay can read the kernel's progress counter of (see BackendSockets).
+        proxy.ConfigureHttpClient((_, handler) => handler.ConnectCallback ??= BackendSockets.ConnectAsync);
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ConnectionRegistry>();
         services.TryAddSingleton<ConnectionLimiter>();

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using ReaperProxy.Relay;
 
 namespace ReaperProxy.Metrics;
 
@@ -70,11 +69,10 @@ internal sealed class ReaperMetrics
         _opened.Add(1, tags);
     }
 
-    public void Closed(string route, string cluster, CloseReason reason, TimeSpan duration)
+    public void Closed(string route, string cluster, string reasonTag, TimeSpan duration)
     {
         var tags = new TagList { { "route", route }, { "cluster", cluster } };
         _active.Add(-1, tags);
-        var reasonTag = reason.ToTag();
         tags.Add("reason", reasonTag);
         _closed.Add(1, tags);
         _duration.Record(duration.TotalSeconds, new TagList { { "route", route }, { "reason", reasonTag } });
@@ -84,14 +82,15 @@ internal sealed class ReaperMetrics
     public void Reaped(string route, string cluster, string leg, string reason) =>
         _reaped.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "leg", leg }, { "reason", reason } });
 
-    public void ZombieObserved(string route, string cluster, Leg leg) =>
-        _observed.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "leg", leg.ToTag() } });
+    /// <summary>What Enforce would have reaped: same <paramref name="leg"/> and <paramref name="reason"/> values as <see cref="Reaped"/>.</summary>
+    public void ZombieObserved(string route, string cluster, string leg, string reason) =>
+        _observed.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "leg", leg }, { "reason", reason } });
 
     public void Refused(string route, string cluster) =>
         _refused.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "reason", "limit" } });
 
-    public void PingSent(string route, Leg leg) => _pings.Add(1, new TagList { { "route", route }, { "leg", leg.ToTag() } });
+    public void PingSent(string route, string leg) => _pings.Add(1, new TagList { { "route", route }, { "leg", leg } });
 
-    public void PongRtt(string route, Leg leg, TimeSpan rtt) =>
-        _rtt.Record(rtt.TotalSeconds, new TagList { { "route", route }, { "leg", leg.ToTag() } });
+    public void PongRtt(string route, string leg, TimeSpan rtt) =>
+        _rtt.Record(rtt.TotalSeconds, new TagList { { "route", route }, { "leg", leg } });
 }

@@ -69,9 +69,7 @@ internal sealed class HeartbeatMiddleware
             }
 
             var policyName = route.Metadata?.GetValueOrDefault(ReaperSettings.PolicyMetadataKey);
-            var policy = settings.RoutePolicies.TryGetValue(route.RouteId, out var configured)
-                ? settings.PolicyNamed(configured)
-                : settings.PolicyNamed(policyName);
+            var policy = settings.PolicyForRoute(route.RouteId, policyName);
             if (policy.Mode == HeartbeatMode.Off)
             {
                 await _next(context);
@@ -89,7 +87,8 @@ internal sealed class HeartbeatMiddleware
 
     private async Task RelayAsync(HttpContext context, IHttpUpgradeFeature? upgrade, IHttpExtendedConnectFeature? connect, bool isH1WebSocket, string routeId, string clusterId, string? policyName)
     {
-        var connection = new RelayConnection(_registry.NextId(), context, routeId, clusterId, policyName, _settings, _time, _logger, _metrics);
+        var backendSocket = BackendSockets.Track();
+        var connection = new RelayConnection(_registry.NextId(), context, routeId, clusterId, policyName, _settings, _time, _logger, _metrics, backendSocket);
         var relayFeature = new HeartbeatRelayFeature(connection);
         context.Features.Set<IHeartbeatRelayFeature>(relayFeature);
         if (isH1WebSocket)
@@ -114,7 +113,7 @@ internal sealed class HeartbeatMiddleware
             {
                 _registry.Remove(connection);
                 connection.MarkEnded(FallbackReason(context));
-                Log.ConnectionClosed(_logger, connection.Id, connection.RouteId, connection.Reason.ToTag(), Math.Round(_time.GetElapsedTime(connection.OpenedAt).TotalSeconds, 3));
+                Relay.Log.ConnectionClosed(_logger, connection.Id, connection.RouteId, connection.Reason.ToTag(), Math.Round(_time.GetElapsedTime(connection.OpenedAt).TotalSeconds, 3));
             }
         }
     }
@@ -125,7 +124,7 @@ internal sealed class HeartbeatMiddleware
         _metrics.Refused(routeId, clusterId);
         if (_limiter.ShouldLog(out var refused))
         {
-            Log.Refused(_logger, refused, routeId, RelayConnection.ClientAddressOf(context), _limiter.Open, max);
+            Relay.Log.Refused(_logger, refused, routeId, RelayConnection.ClientAddressOf(context), _limiter.Open, max);
         }
 
         context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;

@@ -23,6 +23,10 @@ internal static partial class Log
         Message = "Closing handshake timed out: route {Route}, cluster {Cluster}, destination {Destination}, client {Client}: the {Initiator} sent Close and got no answer within {CloseTimeout}; answering it and ending both connections")]
     public static partial void CloseTimeout(ILogger logger, string route, string cluster, string? destination, string client, string initiator, string closeTimeout);
 
+    [LoggerMessage(EventId = 2014, EventName = "CloseTimeoutObserved", Level = LogLevel.Information,
+        Message = "Observed closing handshake timeout (Observe mode, left open): route {Route}, cluster {Cluster}, destination {Destination}, client {Client}: the {Initiator} sent Close and got no answer within {CloseTimeout}")]
+    public static partial void CloseTimeoutObserved(ILogger logger, string route, string cluster, string? destination, string client, string initiator, string closeTimeout);
+
     [LoggerMessage(EventId = 2006, EventName = "ProtocolError", Level = LogLevel.Warning,
         Message = "WebSocket protocol error on route {Route}, cluster {Cluster}, direction {Direction}: {Error}; closing both legs with 1002 (client {Client})")]
     public static partial void ProtocolError(ILogger logger, string route, string cluster, string direction, string error, string client);

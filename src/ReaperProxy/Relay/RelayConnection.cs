@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
+using System.Net.Sockets;
 using System.Threading.Tasks.Sources;
+using Microsoft.AspNetCore.Connections.Features;
 using ReaperProxy.Configuration;
 using ReaperProxy.Framing;
 
@@ -7,17 +9,18 @@ namespace ReaperProxy.Relay;
 
 /// <summary>
 /// One proxied WebSocket under a heartbeat policy. It is the client-side stream YARP copies through:
-/// what YARP <em>reads</em> from it is the client→backend direction (<c>RelayConnection.Receiver.cs</c>),
-/// what YARP <em>writes</em> to it is the backend→client direction (<c>RelayConnection.Sender.cs</c>).
+/// what YARP <em>reads</em> from it is the client→backend direction (<c>RelayConnection.ClientToBackend.cs</c>),
+/// what YARP <em>writes</em> to it is the backend→client direction (<c>RelayConnection.BackendToClient.cs</c>).
 /// Both are parsed frame by frame, so the proxy can inject its pings at frame boundaries, remove the
-/// pongs that answer them, and see closing handshakes. Liveness, reaping and close deadlines live in
-/// <c>RelayConnection.KeepAlive.cs</c>, driven by the shared <see cref="HeartbeatScheduler"/>.
+/// pongs that answer them, and see closing handshakes. Each leg's state is a <see cref="LegState"/>;
+/// liveness and reaping are in <c>RelayConnection.Liveness.cs</c>, the closing handshake in
+/// <c>RelayConnection.Closing.cs</c>, both driven by the shared <see cref="HeartbeatScheduler"/>.
 /// </summary>
 internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
 {
-    // The proxy's ping payload: an 8-byte per-connection tag, then the 8-byte send timestamp, so a
-    // pong identifies itself and carries its own round-trip start (RFC 6455 §5.5.3: a Pong echoes
-    // the Ping's application data).
+    // The proxy's ping payload: the leg's 8-byte random tag, then the ping's 8-byte sequence number.
+    // A Pong echoes it (RFC 6455 §5.5.3), so a pong names the leg and the ping it answers; its timing
+    // comes from the proxy's own record of that ping, never from bytes a peer wrote.
     private const int PingPayloadLength = 16;
 
     private readonly HttpContext _context;
@@ -25,13 +28,14 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
     private readonly ReaperSettingsMonitor _settings;
     private readonly ILogger _logger;
     private readonly Metrics.ReaperMetrics? _metrics;
-    private int _ended;
-    private readonly ulong _tag;
     private readonly string? _policyName;
+    private readonly CancellationTokenSource _finishCts = new();
+    private LegState _client = new();
+    private LegState _backend = new();
     private ReaperSettings _policySource;
     private HeartbeatPolicy _policy;
-    private readonly CancellationTokenSource _finishCts = new();
     private Stream? _inner;
+    private int _ended;
 
     public RelayConnection(
         long id,
@@ -42,7 +46,8 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
         ReaperSettingsMonitor settings,
         TimeProvider time,
         ILogger logger,
-        Metrics.ReaperMetrics? metrics = null)
+        Metrics.ReaperMetrics? metrics = null,
+        SocketSlot? backendSocket = null)
     {
         _metrics = metrics;
         Id = id;
@@ -52,10 +57,10 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
         _policyName = policyName;
         _settings = settings;
         _policySource = settings.Current;
-        _policy = ResolvePolicy(_policySource);
+        _policy = _policySource.PolicyForRoute(routeId, policyName);
         _time = time;
         _logger = logger;
-        _tag = (ulong)Random.Shared.NextInt64() | 1UL;
+        _backend.Socket = backendSocket;
         ClientAddress = ClientAddressOf(context);
         Protocol = HttpProtocol.IsHttp2(context.Request.Protocol) ? "h2" : "http/1.1";
         _onInnerReadCompleted = OnInnerReadCompleted;
@@ -103,9 +108,18 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
         Destination = destination;
         var now = _time.GetTimestamp();
         OpenedAt = now;
-        _clientLastHeard = now;
-        _backendLastHeard = now;
+        _client.LastHeard = now;
+        _backend.LastHeard = now;
+        _client.LastProgress = now;
+        _backend.LastProgress = now;
         _lastData = now;
+
+        // Kestrel's socket (HTTP/1.1 and HTTP/2 over TCP; absent for other transports and in-memory tests).
+        if (_context.Features.Get<IConnectionSocketFeature>()?.Socket is { ProtocolType: ProtocolType.Tcp } socket)
+        {
+            _client.Socket = new SocketSlot(socket);
+        }
+
         _metrics?.Opened(RouteId, ClusterId, Protocol);
         return this;
     }
@@ -125,38 +139,71 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
         // Exactly once per attached connection, whatever path ended it: active never drifts.
         if (_inner is not null && Interlocked.Exchange(ref _ended, 1) == 0)
         {
-            _metrics?.Closed(RouteId, ClusterId, _reason, _time.GetElapsedTime(OpenedAt));
+            _metrics?.Closed(RouteId, ClusterId, _reason.ToTag(), _time.GetElapsedTime(OpenedAt));
         }
     }
 
-    private HeartbeatPolicy ResolvePolicy(ReaperSettings settings) =>
-        settings.RoutePolicies.TryGetValue(RouteId, out var name) ? settings.PolicyNamed(name) : settings.PolicyNamed(_policyName);
+    private ref LegState Of(Leg leg) => ref leg == Leg.Client ? ref _client : ref _backend;
 
-    private int WritePing(Span<byte> destination, bool mask)
+    /// <summary>Toward the backend frames are masked (the proxy is its client, RFC 6455 §5.3); toward the client not.</summary>
+    private static bool Masks(Leg to) => to == Leg.Backend;
+
+    // The ping for a leg: records it as that leg's outstanding ping. Called by the I/O path that writes it.
+    private int WritePing(Leg to, Span<byte> destination, long now)
     {
+        ulong seq;
+        ulong tag;
+        lock (_gate)
+        {
+            ref var leg = ref Of(to);
+            seq = ++leg.LastPingSeq;
+            tag = leg.PingTag;
+            leg.OutstandingSeq = seq;
+            leg.PingSentAt = now;
+            leg.PingWanted = false;
+        }
+
         Span<byte> payload = stackalloc byte[PingPayloadLength];
-        BinaryPrimitives.WriteUInt64BigEndian(payload, _tag);
-        BinaryPrimitives.WriteInt64BigEndian(payload[8..], _time.GetTimestamp());
-        return FrameWriter.WriteControl(destination, WebSocketOpcode.Ping, payload, mask);
+        BinaryPrimitives.WriteUInt64BigEndian(payload, tag);
+        BinaryPrimitives.WriteUInt64BigEndian(payload[8..], seq);
+        Log.PingSent(_logger, Id, to.ToTag());
+        _metrics?.PingSent(RouteId, to.ToTag());
+        return FrameWriter.WriteControl(destination, WebSocketOpcode.Ping, payload, Masks(to));
     }
 
-    /// <summary>Whether a complete Pong frame answers one of this connection's pings; if so, when that ping left.</summary>
-    private bool IsOurPong(FrameHeader header, ReadOnlySpan<byte> frame, out long sentAt)
+    // The proxy's Close for a leg, as queued (1005: an empty Close, RFC 6455 §7.4.1 forbids sending 1005).
+    private int WriteQueuedClose(Leg to, Span<byte> destination)
     {
-        sentAt = 0;
-        if (header.Opcode != WebSocketOpcode.Pong || header.PayloadLength != PingPayloadLength)
+        ushort code;
+        string text;
+        lock (_gate)
         {
-            return false;
+            ref var leg = ref Of(to);
+            leg.CloseQueued = false;
+            code = leg.CloseCode;
+            text = leg.CloseText;
         }
 
-        Span<byte> payload = stackalloc byte[PingPayloadLength];
-        header.CopyPayload(frame, payload);
-        if (BinaryPrimitives.ReadUInt64BigEndian(payload) != _tag)
+        return code == CloseCodes.NoStatus
+            ? FrameWriter.WriteControl(destination, WebSocketOpcode.Close, [], Masks(to))
+            : FrameWriter.WriteClose(destination, code, text, Masks(to));
+    }
+
+    // A control frame from a leg. Returns whether it goes on to the other leg.
+    private bool OnControlFrom(Leg from, FrameHeader header, ReadOnlySpan<byte> frame, long now)
+    {
+        if (header.Opcode == WebSocketOpcode.Pong)
         {
-            return false;
+            return !TryTakeOurPong(from, header, frame, now);
         }
 
-        sentAt = BinaryPrimitives.ReadInt64BigEndian(payload[8..]);
+        if (header.Opcode == WebSocketOpcode.Close)
+        {
+            Span<byte> payload = stackalloc byte[FrameHeader.MaxControlPayload];
+            var length = header.CopyPayload(frame, payload);
+            return OnCloseFrom(from, FrameWriter.ReadCloseCode(payload[..length]), now);
+        }
+
         return true;
     }
 
@@ -189,6 +236,20 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
 
     public override void SetLength(long value) => throw new NotSupportedException();
+
+    // YARP passes the same token to every read (and to every write): one linked source per direction.
+    private static CancellationToken LinkedToken(ref CancellationTokenSource? source, ref CancellationToken linkedTo, CancellationToken callerToken)
+    {
+        if (source is null || (callerToken != linkedTo && callerToken.CanBeCanceled))
+        {
+            var previous = source;
+            linkedTo = callerToken;
+            source = CancellationTokenSource.CreateLinkedTokenSource(callerToken);
+            previous?.Dispose();
+        }
+
+        return source.Token;
+    }
 
     protected override void Dispose(bool disposing)
     {

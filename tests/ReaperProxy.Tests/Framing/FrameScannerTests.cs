@@ -205,7 +205,7 @@ public class FrameScannerTests(ITestOutputHelper output)
         Assert.Equal(500, run);
         Assert.False(scanner.AtBoundary);
         Assert.Equal(1000 - 496, scanner.PayloadRemaining);
-        Assert.True(scanner.SawDataFrame);
+        Assert.True(scanner.SawData);
 
         stop = scanner.Scan(frame.AsSpan(500), 0, stopAtBoundary: true, out run, out _, out _);
 

@@ -89,23 +89,44 @@ public class RelayConnectionPongTests
     }
 
     [Fact]
-    public async Task A_late_pong_to_an_earlier_ping_is_removed_too()
+    public async Task In_observe_mode_a_late_pong_to_the_outstanding_ping_is_removed_and_no_second_ping_is_sent()
     {
-        // §5.5.3 lets a peer answer only the latest of several pings, or answer an old one late.
+        // Observe counts the silent leg once and keeps its ping outstanding: the late pong still answers it.
         await using var h = RelayHarness.Create(mode: "Observe", legs: "Client");
         var pending = h.ToBackendAsync();
         h.AdvanceAndTick(RelayHarness.PingInterval);
         h.AdvanceAndTick(RelayHarness.PongTimeout);
         h.AdvanceAndTick(TimeSpan.FromSeconds(1));
-        var pings = ReferenceFrameReader.ReadAll(h.Client.Received);
-        Assert.Equal(2, pings.Count);
-        Assert.NotEqual(pings[0].Payload, pings[1].Payload);
+        var ping = Assert.Single(ReferenceFrameReader.ReadAll(h.Client.Received));
         var after = WireFrame.Text("after", mask: ClientMask).ToBytes();
 
-        h.Client.Send(WireFrame.Concat([WireFrame.Pong(pings[1].Payload, ClientMask), WireFrame.Pong(pings[0].Payload, ClientMask)]));
+        h.Client.Send(WireFrame.Pong(ping.Payload, ClientMask).ToBytes());
         h.Client.Send(after);
 
         Assert.Equal(after, await RelayHarness.Guard(pending));
+        Assert.NotNull(h.Relay.LastRtt(Leg.Client));
+    }
+
+    [Fact]
+    public async Task A_pong_to_a_ping_that_is_no_longer_outstanding_passes_through()
+    {
+        // Answered once (by any byte from the client), the ping is not outstanding any more: a copy of
+        // its pong later is the client's own traffic and goes to the backend.
+        await using var h = RelayHarness.Create(legs: "Client");
+        var pending = h.ToBackendAsync();
+        h.AdvanceAndTick(RelayHarness.PingInterval);
+        var ping = Assert.Single(ReferenceFrameReader.ReadAll(h.Client.Received));
+        var pong = WireFrame.Pong(ping.Payload, ClientMask).ToBytes();
+        h.Client.Send(pong);
+        h.AdvanceAndTick(TimeSpan.FromSeconds(1));
+        var data = WireFrame.Text("data", mask: ClientMask).ToBytes();
+        h.Client.Send(data);
+        Assert.Equal(data, await RelayHarness.Guard(pending));
+
+        pending = h.ToBackendAsync();
+        h.Client.Send(pong);
+
+        Assert.Equal(pong, await RelayHarness.Guard(pending));
     }
 
     [Fact]

@@ -143,10 +143,11 @@ internal sealed class RelayHarness : IAsyncDisposable
     public static Task<T> Guard<T>(Task<T> task) => task.WaitAsync(s_guard);
 
     /// <summary>The proxy's ping payload: 8-byte connection tag, then the 8-byte send timestamp.</summary>
-    public static (ulong Tag, long SentAt) ReadPingPayload(byte[] payload)
+    /// <summary>The proxy's ping payload: the leg's random tag, then the ping's sequence number on that leg.</summary>
+    public static (ulong Tag, ulong Sequence) ReadPingPayload(byte[] payload)
     {
         Assert.Equal(16, payload.Length);
-        return (BinaryPrimitives.ReadUInt64BigEndian(payload), BinaryPrimitives.ReadInt64BigEndian(payload.AsSpan(8)));
+        return (BinaryPrimitives.ReadUInt64BigEndian(payload), BinaryPrimitives.ReadUInt64BigEndian(payload.AsSpan(8)));
     }
 
     /// <summary>The single Ping in what the client received (asserting it is one of the proxy's, unmasked).</summary>

@@ -32,33 +32,41 @@ internal sealed partial class RelayConnection
     private volatile bool _wakeRequested;
     private CancellationTokenSource? _readCts;
     private CancellationToken _readCallerToken;
-    private volatile bool _inRead;
     private bool _clientEof;
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         var inner = _inner ?? throw new InvalidOperationException("The relay is not attached.");
-        _inRead = true;
-        var token = ReadToken(cancellationToken);
+        var token = LinkedToken(ref _readCts, ref _readCallerToken, cancellationToken);
+
+        // YARP reads again only once it has written everything the previous read returned to the
+        // backend: that write completed (the backend's progress, without the kernel's counter) and a
+        // Close handed over with it has reached the backend.
+        EndPending(ref _backend, _time.GetTimestamp());
+        if (_backend.CloseInFlight)
+        {
+            OnCloseDelivered(Leg.Backend);
+        }
+
+        var produced = 0;
         try
         {
-            OnBackendFrameDelivered();
             while (true)
             {
                 if (_readOverflowCount > 0)
                 {
-                    return buffer.IsEmpty ? 0 : DrainOverflow(buffer.Span);
+                    return produced = buffer.IsEmpty ? 0 : DrainOverflow(buffer.Span);
                 }
 
-                if (_c2b.AtBoundary && HasFrameForBackend)
+                if (_c2b.AtBoundary && HasFrameFor(Leg.Backend))
                 {
                     if (buffer.IsEmpty)
                     {
                         return 0;
                     }
 
-                    return buffer.Length >= FrameHeader.MaxControlFrame
+                    return produced = buffer.Length >= FrameHeader.MaxControlFrame
                         ? WriteFrameForBackend(buffer.Span)
                         : ViaOverflow(buffer.Span, static (self, scratch) => self.WriteFrameForBackend(scratch));
                 }
@@ -94,8 +102,8 @@ internal sealed partial class RelayConnection
                     // client's next bytes while holding YARP's buffer: one 64 KiB array per idle,
                     // pinged connection for as long as it stays idle.
                     // Only while a ping to the client is out and nothing came back since it left.
-                    var pingSent = Volatile.Read(ref _clientPingSent);
-                    if (pingSent == 0 || Volatile.Read(ref _clientLastHeard) >= pingSent)
+                    var pingSent = Volatile.Read(ref _client.PingSentAt);
+                    if (pingSent == 0 || Volatile.Read(ref _client.LastHeard) >= pingSent)
                     {
                         return 0;
                     }
@@ -122,7 +130,6 @@ internal sealed partial class RelayConnection
                     continue;
                 }
 
-                int produced;
                 if (buffer.Length >= MinDirectReadBuffer)
                 {
                     produced = await ReadFromClientAsync(inner, buffer, token);
@@ -158,8 +165,11 @@ internal sealed partial class RelayConnection
         }
         finally
         {
-            Volatile.Write(ref _readReturnedAt, _time.GetTimestamp());
-            _inRead = false;
+            if (produced > 0)
+            {
+                // YARP now writes these bytes to the backend; until it reads again, they are pending there.
+                BeginPending(ref _backend, _time.GetTimestamp());
+            }
         }
     }
 
@@ -175,7 +185,7 @@ internal sealed partial class RelayConnection
         // When a frame for the backend waits for a boundary, read no further than the end of the
         // current payload so the next call starts exactly there.
         var limit = buffer.Length;
-        if (HasFrameForBackend && _c2b.PayloadRemaining > 0 && held + _c2b.PayloadRemaining < limit)
+        if (HasFrameFor(Leg.Backend) && _c2b.PayloadRemaining > 0 && held + _c2b.PayloadRemaining < limit)
         {
             limit = held + (int)_c2b.PayloadRemaining;
         }
@@ -198,21 +208,29 @@ internal sealed partial class RelayConnection
         }
 
         var now = _time.GetTimestamp();
-        Volatile.Write(ref _clientLastHeard, now);
+        Volatile.Write(ref _client.LastHeard, now);
         _c2bHeldCount = 0;
         return ScanFromClient(buffer.Span[..(held + read)], now);
     }
 
     // Walks the client's bytes in place: forwarded runs are compacted to the front, our pongs removed,
-    // a trailing partial header or control frame held for the next read.
+    // a trailing partial header or control frame held for the next read. Whether a run is forwarded is
+    // decided at its start and again after every control frame, so nothing the client sends after its
+    // Close goes on, even in the same read (RFC 6455 §5.5.1).
     private int ScanFromClient(Span<byte> data, long now)
     {
         var write = 0;
         var runStart = 0;
         var pos = 0;
-        var dropping = _dropToBackend;
+        var dropping = Blocked(Leg.Client);
         while (true)
         {
+            if (dropping && _client.SendsNothingMore)
+            {
+                // After its Close (or a protocol error) the client's bytes are not even parsed.
+                return write;
+            }
+
             if (_passThrough)
             {
                 Keep(data, runStart, data.Length, ref write, dropping);
@@ -221,9 +239,9 @@ internal sealed partial class RelayConnection
 
             var stop = _c2b.Scan(data, pos, stopAtBoundary: false, out var run, out var control, out var error);
             pos += run;
-            if (_c2b.SawDataFrame)
+            if (_c2b.SawData)
             {
-                _c2b.SawDataFrame = false;
+                _c2b.SawData = false;
                 Volatile.Write(ref _lastData, now);
             }
 
@@ -241,19 +259,29 @@ internal sealed partial class RelayConnection
                     return write;
 
                 case ScanStop.Control:
-                    var frame = data.Slice(pos, (int)control.FrameLength);
-                    if (OnControlFromClient(control, frame, now))
-                    {
-                        pos += frame.Length;
-                    }
-                    else
+                    var length = (int)control.FrameLength;
+                    var forward = OnControlFrom(Leg.Client, control, data.Slice(pos, length), now);
+                    if (!forward)
                     {
                         Keep(data, runStart, pos, ref write, dropping);
-                        pos += frame.Length;
+                        runStart = pos + length;
+                    }
+
+                    pos += length;
+                    if (forward && control.Opcode == WebSocketOpcode.Close)
+                    {
+                        // The Close goes with the run before it; nothing after it does.
+                        Keep(data, runStart, pos, ref write, dropping);
                         runStart = pos;
                     }
 
-                    dropping = _dropToBackend;
+                    if (Blocked(Leg.Client) != dropping)
+                    {
+                        Keep(data, runStart, pos, ref write, dropping);
+                        runStart = pos;
+                        dropping = !dropping;
+                    }
+
                     break;
 
                 case ScanStop.Error:
@@ -288,39 +316,22 @@ internal sealed partial class RelayConnection
         }
     }
 
-    // Returns whether to forward the control frame to the backend.
-    private bool OnControlFromClient(FrameHeader header, ReadOnlySpan<byte> frame, long now)
-    {
-        if (IsOurPong(header, frame, out var sentAt))
-        {
-            RecordPong(Leg.Client, sentAt, now);
-            return false;
-        }
-
-        if (header.Opcode == WebSocketOpcode.Close)
-        {
-            Span<byte> payload = stackalloc byte[FrameHeader.MaxControlPayload];
-            var length = header.CopyPayload(frame, payload);
-            return OnCloseFrom(Leg.Client, FrameWriter.ReadCloseCode(payload[..length]), now);
-        }
-
-        return true;
-    }
-
+    // A frame of the proxy's own for the backend, handed to YARP as the result of a read.
     private int WriteFrameForBackend(Span<byte> destination)
     {
-        if (_closeToBackendPending)
+        if (_backend.CloseQueued)
         {
-            _closeToBackendPending = false;
-            _closeToBackendInFlight = true;
-            return _closeToBackendCode == CloseNoStatus
-                ? FrameWriter.WriteControl(destination, WebSocketOpcode.Close, [], mask: true)
-                : FrameWriter.WriteClose(destination, _closeToBackendCode, _closeToBackendText, mask: true);
+            var length = WriteQueuedClose(Leg.Backend, destination);
+            lock (_gate)
+            {
+                // It has reached the backend when YARP reads again.
+                _backend.CloseInFlight = true;
+            }
+
+            return length;
         }
 
-        OnPingSent(Leg.Backend);
-        _pingToBackendWanted = false;
-        return WritePing(destination, mask: true);
+        return WritePing(Leg.Backend, destination, _time.GetTimestamp());
     }
 
     private int ViaOverflow(Span<byte> destination, Func<RelayConnection, Span<byte>, int> produce)
@@ -359,20 +370,6 @@ internal sealed partial class RelayConnection
         }
 
         return n;
-    }
-
-    private CancellationToken ReadToken(CancellationToken callerToken)
-    {
-        // One linked source for the connection: YARP passes the same token to every read.
-        if (_readCts is null || (callerToken != _readCallerToken && callerToken.CanBeCanceled))
-        {
-            var previous = _readCts;
-            _readCallerToken = callerToken;
-            _readCts = CancellationTokenSource.CreateLinkedTokenSource(callerToken);
-            previous?.Dispose();
-        }
-
-        return _readCts.Token;
     }
 
     // Waits until the client has data (true) or the relay has something for the backend (false).

@@ -14,20 +14,21 @@ internal sealed partial class RelayConnection
     private byte[]? _controlOut;
     private CancellationTokenSource? _writeCts;
     private CancellationToken _writeCallerToken;
-    private volatile bool _inWrite;
+
+    // YARP is inside WriteAsync: it is not reading the backend meanwhile.
+    private volatile bool _writing;
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         var inner = _inner ?? throw new InvalidOperationException("The relay is not attached.");
         await _writeLock.WaitAsync(cancellationToken);
-        _inWrite = true;
+        _writing = true;
         try
         {
-            var token = WriteToken(cancellationToken);
+            var token = LinkedToken(ref _writeCts, ref _writeCallerToken, cancellationToken);
             var now = _time.GetTimestamp();
-            Volatile.Write(ref _backendLastHeard, now);
-            Volatile.Write(ref _writeStartedAt, now);
+            Volatile.Write(ref _backend.LastHeard, now);
             var consumed = 0;
             if (_b2cHeldCount > 0)
             {
@@ -48,14 +49,15 @@ internal sealed partial class RelayConnection
 
             await SendFramesForClientAsync(inner, token);
         }
-        catch (OperationCanceledException) when (_dropToClient && !cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (_client.Dead && !cancellationToken.IsCancellationRequested)
         {
             // The client was reaped while a write to it was stuck: abandon that write and keep
             // relaying the backend's side (its answer to our Close) until the connection is finished.
+            Volatile.Write(ref _client.PendingSince, 0);
         }
         finally
         {
-            _inWrite = false;
+            _writing = false;
             _writeLock.Release();
         }
     }
@@ -89,41 +91,49 @@ internal sealed partial class RelayConnection
     }
 
     // Forwards data to the client frame by frame. Returns the offset of a trailing partial unit the
-    // caller must hold, or -1.
+    // caller must hold, or -1. As toward the backend, whether a run is forwarded is decided at its start
+    // and after every control frame: nothing the backend sends after its Close reaches the client.
     private async ValueTask<int> ForwardFromBackendAsync(Stream inner, ReadOnlyMemory<byte> data, long now, CancellationToken token)
     {
         var runStart = 0;
         var pos = 0;
+        var dropping = Blocked(Leg.Backend);
         while (true)
         {
-            if (_passThrough)
+            if (dropping && _backend.SendsNothingMore)
             {
-                await SendToClientAsync(inner, data[runStart..], token);
                 return -1;
             }
 
-            var stop = _b2c.Scan(data.Span, pos, HasFrameForClient, out var run, out var control, out var error);
-            pos += run;
-            if (_b2c.SawDataFrame)
+            if (_passThrough)
             {
-                _b2c.SawDataFrame = false;
+                await SendToClientAsync(inner, data[runStart..], dropping, now, token);
+                return -1;
+            }
+
+            var stop = _b2c.Scan(data.Span, pos, HasFrameFor(Leg.Client), out var run, out var control, out var error);
+            pos += run;
+            if (_b2c.SawData)
+            {
+                _b2c.SawData = false;
                 Volatile.Write(ref _lastData, now);
             }
 
             switch (stop)
             {
                 case ScanStop.End:
-                    await SendToClientAsync(inner, data[runStart..pos], token);
+                    await SendToClientAsync(inner, data[runStart..pos], dropping, now, token);
                     return -1;
 
                 case ScanStop.Held:
-                    await SendToClientAsync(inner, data[runStart..pos], token);
+                    await SendToClientAsync(inner, data[runStart..pos], dropping, now, token);
                     return pos;
 
                 case ScanStop.Boundary:
-                    await SendToClientAsync(inner, data[runStart..pos], token);
+                    await SendToClientAsync(inner, data[runStart..pos], dropping, now, token);
                     runStart = pos;
                     await SendFramesForClientAsync(inner, token);
+                    dropping = Blocked(Leg.Backend);
                     if (pos == data.Length)
                     {
                         return -1;
@@ -133,28 +143,36 @@ internal sealed partial class RelayConnection
 
                 case ScanStop.Control:
                     var length = (int)control.FrameLength;
-                    if (OnControlFromBackend(control, data.Span.Slice(pos, length), now))
+                    var forward = OnControlFrom(Leg.Backend, control, data.Span.Slice(pos, length), now);
+                    if (!forward)
                     {
-                        pos += length;
-                        if (control.Opcode == WebSocketOpcode.Close)
+                        await SendToClientAsync(inner, data[runStart..pos], dropping, now, token);
+                        runStart = pos + length;
+                    }
+
+                    pos += length;
+                    if (forward && control.Opcode == WebSocketOpcode.Close)
+                    {
+                        // The Close is the last frame the client may get: send it now and mark it sent.
+                        await SendToClientAsync(inner, data[runStart..pos], dropping, now, token);
+                        runStart = pos;
+                        if (!dropping)
                         {
-                            // The Close is the last frame the client may get: send it now and mark it sent.
-                            await SendToClientAsync(inner, data[runStart..pos], token);
-                            runStart = pos;
-                            OnCloseForwarded(Leg.Client);
+                            OnCloseDelivered(Leg.Client);
                         }
                     }
-                    else
+
+                    if (Blocked(Leg.Backend) != dropping)
                     {
-                        await SendToClientAsync(inner, data[runStart..pos], token);
-                        pos += length;
+                        await SendToClientAsync(inner, data[runStart..pos], dropping, now, token);
                         runStart = pos;
+                        dropping = !dropping;
                     }
 
                     break;
 
                 case ScanStop.Error:
-                    await SendToClientAsync(inner, data[runStart..pos], token);
+                    await SendToClientAsync(inner, data[runStart..pos], dropping, now, token);
                     if (OnProtocolError(Leg.Backend, error))
                     {
                         runStart = pos;
@@ -169,76 +187,50 @@ internal sealed partial class RelayConnection
         }
     }
 
-    // Returns whether to forward the control frame to the client.
-    private bool OnControlFromBackend(FrameHeader header, ReadOnlySpan<byte> frame, long now)
+    // Writes toward the client. While the write is pending the client is being asked to consume; its
+    // completion (or, where the kernel's counter is readable, the counter) says it did.
+    private ValueTask SendToClientAsync(Stream inner, ReadOnlyMemory<byte> bytes, bool dropping, long now, CancellationToken token)
     {
-        if (IsOurPong(header, frame, out var sentAt))
-        {
-            RecordPong(Leg.Backend, sentAt, now);
-            return false;
-        }
-
-        if (header.Opcode == WebSocketOpcode.Close)
-        {
-            Span<byte> payload = stackalloc byte[FrameHeader.MaxControlPayload];
-            var length = header.CopyPayload(frame, payload);
-            return OnCloseFrom(Leg.Backend, FrameWriter.ReadCloseCode(payload[..length]), now);
-        }
-
-        return true;
-    }
-
-    private ValueTask SendToClientAsync(Stream inner, ReadOnlyMemory<byte> bytes, CancellationToken token)
-    {
-        if (bytes.IsEmpty || _dropToClient)
+        if (bytes.IsEmpty || dropping || _client.TakesNothingMore)
         {
             return ValueTask.CompletedTask;
         }
 
-        return inner.WriteAsync(bytes, token);
+        BeginPending(ref _client, now);
+        var write = inner.WriteAsync(bytes, token);
+        if (write.IsCompletedSuccessfully)
+        {
+            write.GetAwaiter().GetResult();
+            EndPending(ref _client, now);
+            return ValueTask.CompletedTask;
+        }
+
+        return AwaitWriteAsync(write);
+    }
+
+    private async ValueTask AwaitWriteAsync(ValueTask write)
+    {
+        await write;
+        EndPending(ref _client, _time.GetTimestamp());
     }
 
     // Sends what the heartbeat has for the client (a Close, else a ping) if the stream toward the
     // client is at a frame boundary. Must hold the write lock.
     private async ValueTask SendFramesForClientAsync(Stream inner, CancellationToken token)
     {
-        if (!_b2c.AtBoundary || !HasFrameForClient)
+        if (!_b2c.AtBoundary || !HasFrameFor(Leg.Client) || _client.TakesNothingMore)
         {
             return;
         }
 
         _controlOut ??= new byte[FrameHeader.MaxControlFrame];
-        int length;
-        var isClose = _closeToClientPending;
+        var isClose = _client.CloseQueued;
+        var now = _time.GetTimestamp();
+        var length = isClose ? WriteQueuedClose(Leg.Client, _controlOut) : WritePing(Leg.Client, _controlOut, now);
+        await SendToClientAsync(inner, _controlOut.AsMemory(0, length), dropping: false, now, token);
         if (isClose)
         {
-            _closeToClientPending = false;
-            length = _closeToClientCode == CloseNoStatus
-                ? FrameWriter.WriteControl(_controlOut, WebSocketOpcode.Close, [], mask: false)
-                : FrameWriter.WriteClose(_controlOut, _closeToClientCode, _closeToClientText, mask: false);
-        }
-        else
-        {
-            if (_dropToClient)
-            {
-                _pingToClientWanted = false;
-                return;
-            }
-
-            // The deadline moves to the send before the flag clears, so a tick never sees neither.
-            OnPingSent(Leg.Client);
-            _pingToClientWanted = false;
-            length = WritePing(_controlOut, mask: false);
-        }
-
-        if (!_dropToClient)
-        {
-            await inner.WriteAsync(_controlOut.AsMemory(0, length), token);
-        }
-
-        if (isClose)
-        {
-            OnCloseForwarded(Leg.Client);
+            OnCloseDelivered(Leg.Client);
         }
     }
 
@@ -264,11 +256,13 @@ internal sealed partial class RelayConnection
         }
     }
 
+    // YARP stops reading the client once the backend's side ended (EOF or reset) without a closing
+    // handshake; the client would only see its connection drop (1006). Tell it with Close 1001.
     private async ValueTask TellClientBackendWentAwayAsync(Stream inner)
     {
         lock (_gate)
         {
-            if (_policy.Mode != Configuration.HeartbeatMode.Enforce || _passThrough || _terminating || _closeFromBackend || _closeSentToClient || _dropToClient)
+            if (_policy.Mode != Configuration.HeartbeatMode.Enforce || _passThrough || _terminating || _backend.CloseReceived || _client.TakesNothingMore)
             {
                 return;
             }
@@ -276,7 +270,7 @@ internal sealed partial class RelayConnection
             // The reason stays open: YARP's error feature tells an orderly end (backend_close) from a
             // failure (backend_error) when the request returns.
             _terminating = true;
-            QueueClose(Leg.Client, CloseGoingAway, "backend went away");
+            QueueCloseLocked(ref _client, CloseCodes.GoingAway, "backend went away");
         }
 
         Log.BackendWentAway(_logger, RouteId, ClusterId, Destination, ClientAddress);
@@ -298,18 +292,5 @@ internal sealed partial class RelayConnection
         {
             _writeLock.Release();
         }
-    }
-
-    private CancellationToken WriteToken(CancellationToken callerToken)
-    {
-        if (_writeCts is null || (callerToken != _writeCallerToken && callerToken.CanBeCanceled))
-        {
-            var previous = _writeCts;
-            _writeCallerToken = callerToken;
-            _writeCts = CancellationTokenSource.CreateLinkedTokenSource(callerToken);
-            previous?.Dispose();
-        }
-
-        return _writeCts.Token;
     }
 }

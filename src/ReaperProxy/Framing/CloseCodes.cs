@@ -1,0 +1,28 @@
+namespace ReaperProxy.Framing;
+
+/// <summary>RFC 6455 §7.4 status codes, and which of them an endpoint may put on the wire.</summary>
+internal static class CloseCodes
+{
+    public const ushort Normal = 1000;
+    public const ushort GoingAway = 1001;
+    public const ushort ProtocolError = 1002;
+
+    /// <summary>"No status code" (§7.4.1): never sent; a Close without a payload is sent instead.</summary>
+    public const ushort NoStatus = 1005;
+
+    /// <summary>
+    /// Whether a code may be sent in a Close frame: 1000–1003 and 1007–1011 (§7.4.1), 1012–1014 (registered
+    /// with IANA since), 3000–4999 (libraries, frameworks and applications, §7.4.2). 1004 is reserved,
+    /// 1005, 1006 and 1015 are for reporting only and "MUST NOT be set as a status code in a Close
+    /// control frame by an endpoint", everything else is unassigned.
+    /// </summary>
+    public static bool IsSendable(ushort code) => code is (>= 1000 and <= 1003) or (>= 1007 and <= 1014) or (>= 3000 and <= 4999);
+
+    /// <summary>
+    /// The code the proxy answers a Close with when it must answer for the other side: the initiator's
+    /// own code where it may be sent, nothing (an empty Close) for an empty Close, and 1002 (protocol
+    /// error) for a code no endpoint may send.
+    /// </summary>
+    public static ushort Echo(ushort received) =>
+        received == NoStatus || IsSendable(received) ? received : ProtocolError;
+}
