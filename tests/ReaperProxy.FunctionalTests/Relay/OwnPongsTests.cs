@@ -15,8 +15,10 @@ public sealed class OwnPongsTests(ITestOutputHelper output)
     // from the backend can be the proxy's.
     private static readonly Heartbeat s_heartbeat = new(TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(2), TimeSpan.FromMilliseconds(600));
 
-    [Fact]
-    public async Task The_backends_pong_to_the_clients_own_ping_reaches_the_client_even_with_the_proxys_payload()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)] // The harness check: a payload of the client's own, which nothing could mistake.
+    public async Task The_backends_pong_to_the_clients_own_ping_reaches_the_client_even_with_the_proxys_payload(bool proxysPayload)
     {
         await using var fixture = await RelayFixture.StartAsync(output, s_heartbeat, legs: "Client");
         using var rtt = RttCollector(fixture);
@@ -27,11 +29,12 @@ public sealed class OwnPongsTests(ITestOutputHelper output)
         var ping = await ReceiveProxyPingAsync(client);
         await client.SendFrameAsync(RawFrame.Pong, ping.Payload);
 
-        // The client's own ping to the backend, with exactly the bytes the proxy put in its ping.
-        await client.SendFrameAsync(RawFrame.Ping, ping.Payload);
+        // The client's own ping to the backend: with exactly the bytes the proxy put in its ping, or its own.
+        var payload = proxysPayload ? ping.Payload : "the client's ping"u8.ToArray()[..16];
+        await client.SendFrameAsync(RawFrame.Ping, payload);
         var pong = await ReceivePongAnsweringProxyPingsAsync(client, TimeSpan.FromSeconds(3));
         Assert.True(pong is not null, "the backend's Pong to the client's own Ping never reached the client (removed as if it answered a proxy ping)");
-        Assert.Equal(ping.Payload, pong!.Payload);
+        Assert.Equal(payload, pong!.Payload);
         Assert.False(pong.Masked, "frames toward the client are not masked");
 
         // The client's answer to the proxy's ping was the proxy's; nothing was measured for the backend.
