@@ -7,6 +7,9 @@ internal static class CloseCodes
     public const ushort GoingAway = 1001;
     public const ushort ProtocolError = 1002;
 
+    /// <summary>Stands for a Close frame without a payload (not a code on the wire).</summary>
+    public const ushort Empty = 0;
+
     /// <summary>"No status code" (§7.4.1): never sent; a Close without a payload is sent instead.</summary>
     public const ushort NoStatus = 1005;
 
@@ -23,6 +26,7 @@ internal static class CloseCodes
     /// own code where it may be sent, nothing (an empty Close) for an empty Close, and 1002 (protocol
     /// error) for a code no endpoint may send.
     /// </summary>
+    /// <returns>The code to send, or <see cref="NoStatus"/> for an empty Close.</returns>
     public static ushort Echo(ushort received) =>
-        received == NoStatus || IsSendable(received) ? received : ProtocolError;
+        received == Empty ? NoStatus : IsSendable(received) ? received : ProtocolError;
 }

@@ -43,10 +43,16 @@ internal struct LegState
     /// <summary>Sequence number of the last ping sent to this leg.</summary>
     public ulong LastPingSeq;
 
-    /// <summary>Sequence number of the ping to this leg that is still unanswered (0: none).</summary>
-    public ulong OutstandingSeq;
+    /// <summary>
+    /// The oldest ping to this leg no Pong has answered yet (0: none). Pongs for any ping from here to
+    /// <see cref="LastPingSeq"/> are the proxy's (§5.5.3 lets a peer answer late, or only the latest).
+    /// </summary>
+    public ulong UnansweredFrom;
 
-    /// <summary>When the outstanding ping left, by the proxy's own clock (0: none).</summary>
+    /// <summary>When the ping <see cref="LastPingSeq"/> left, by the proxy's own clock: the start of its round trip.</summary>
+    public long LastPingSentAt;
+
+    /// <summary>When the ping the leg is being judged on left (0: none, or the leg has spoken since).</summary>
     public long PingSentAt;
 
     /// <summary>When a ping was asked for and not yet sent (0: none).</summary>
@@ -106,10 +112,9 @@ internal struct LegState
     /// <summary>Whether nothing more may be forwarded to this leg.</summary>
     public readonly bool TakesNothingMore => CloseSent || Dead;
 
-    /// <summary>Forgets the outstanding ping: it was answered, or the leg spoke since it left.</summary>
+    /// <summary>The leg is alive again: its ping was answered, or it spoke since the ping left.</summary>
     public void PingAnswered()
     {
-        OutstandingSeq = 0;
         PingSentAt = 0;
         PingDue = 0;
         Observed = false;

@@ -131,11 +131,9 @@ internal sealed partial class RelayConnection
             var heard = Volatile.Read(ref Of(which.Other()).PendingSince) != 0 ? now : Volatile.Read(ref leg.LastHeard);
             if (leg.PingSentAt != 0 ? heard >= leg.PingSentAt : leg.PingDue != 0 && heard >= leg.PingDue)
             {
-                // It spoke since the ping was asked for or sent: alive (a pong may still come; it is
-                // recognised while the ping is outstanding, so keep the sequence number until then).
-                var outstanding = leg.OutstandingSeq;
+                // It spoke since the ping was asked for or sent: alive (its pong may still come, and is
+                // still recognised as the proxy's).
                 leg.PingAnswered();
-                leg.OutstandingSeq = outstanding;
                 leg.PingWanted = false;
             }
 
@@ -253,22 +251,27 @@ internal sealed partial class RelayConnection
 
         Span<byte> payload = stackalloc byte[PingPayloadLength];
         header.CopyPayload(frame, payload);
-        long sentAt;
+        var sentAt = 0L;
         lock (_gate)
         {
             ref var leg = ref Of(from);
-            if (leg.OutstandingSeq == 0 ||
-                BinaryPrimitives.ReadUInt64BigEndian(payload) != leg.PingTag ||
-                BinaryPrimitives.ReadUInt64BigEndian(payload[8..]) != leg.OutstandingSeq)
+            var seq = BinaryPrimitives.ReadUInt64BigEndian(payload[8..]);
+            if (leg.UnansweredFrom == 0 || seq < leg.UnansweredFrom || seq > leg.LastPingSeq ||
+                BinaryPrimitives.ReadUInt64BigEndian(payload) != leg.PingTag)
             {
                 return false;
             }
 
-            sentAt = leg.PingSentAt;
-            leg.PingAnswered();
-            if (sentAt != 0 && sentAt <= now)
+            // Earlier pings are taken as answered by this one; a round trip is timed only for the latest.
+            leg.UnansweredFrom = seq == leg.LastPingSeq ? 0 : seq + 1;
+            if (seq == leg.LastPingSeq)
             {
-                Volatile.Write(ref leg.Rtt, now - sentAt);
+                sentAt = leg.LastPingSentAt;
+                leg.PingAnswered();
+                if (sentAt != 0 && sentAt <= now)
+                {
+                    Volatile.Write(ref leg.Rtt, now - sentAt);
+                }
             }
         }
 

@@ -23,6 +23,9 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
     // comes from the proxy's own record of that ping, never from bytes a peer wrote.
     private const int PingPayloadLength = 16;
 
+    // How many unanswered pings to a leg a late Pong may still answer.
+    private const ulong MaxUnansweredPings = 16;
+
     private readonly HttpContext _context;
     private readonly TimeProvider _time;
     private readonly ReaperSettingsMonitor _settings;
@@ -158,7 +161,10 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
             ref var leg = ref Of(to);
             seq = ++leg.LastPingSeq;
             tag = leg.PingTag;
-            leg.OutstandingSeq = seq;
+            leg.UnansweredFrom = leg.UnansweredFrom == 0 ? seq
+                : seq > MaxUnansweredPings ? Math.Max(leg.UnansweredFrom, seq - MaxUnansweredPings + 1)
+                : leg.UnansweredFrom;
+            leg.LastPingSentAt = now;
             leg.PingSentAt = now;
             leg.PingWanted = false;
         }
@@ -201,7 +207,9 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
         {
             Span<byte> payload = stackalloc byte[FrameHeader.MaxControlPayload];
             var length = header.CopyPayload(frame, payload);
-            return OnCloseFrom(from, FrameWriter.ReadCloseCode(payload[..length]), now);
+
+            // An empty Close is told apart from one that carries 1005, which no endpoint may send.
+            return OnCloseFrom(from, length >= 2 ? FrameWriter.ReadCloseCode(payload[..length]) : CloseCodes.Empty, now);
         }
 
         return true;
