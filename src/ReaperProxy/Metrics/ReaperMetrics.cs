@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using ReaperProxy.Relay;
 
 namespace ReaperProxy.Metrics;
 
@@ -8,6 +7,8 @@ namespace ReaperProxy.Metrics;
 /// ReaperProxy's instruments (meter <c>ReaperProxy</c>). The names are a public contract: in
 /// Prometheus they read <c>reaper_connections_active</c>, <c>reaper_connections_reaped_total</c>,
 /// <c>reaper_pong_rtt_seconds_bucket</c>, … (see the README's metrics reference).
+/// Tag values arrive as plain strings (<c>client</c>, <c>backend</c>, <c>client_close</c>, …): the relay
+/// owns its vocabulary and names it; this layer never names the relay's types.
 /// </summary>
 internal sealed class ReaperMetrics
 {
@@ -70,28 +71,31 @@ internal sealed class ReaperMetrics
         _opened.Add(1, tags);
     }
 
-    public void Closed(string route, string cluster, CloseReason reason, TimeSpan duration)
+    /// <summary><paramref name="reason"/>: why it ended, e.g. <c>client_close</c>, <c>backend_dead</c>, <c>idle_timeout</c>.</summary>
+    public void Closed(string route, string cluster, string reason, TimeSpan duration)
     {
         var tags = new TagList { { "route", route }, { "cluster", cluster } };
         _active.Add(-1, tags);
-        var reasonTag = reason.ToTag();
-        tags.Add("reason", reasonTag);
+        tags.Add("reason", reason);
         _closed.Add(1, tags);
-        _duration.Record(duration.TotalSeconds, new TagList { { "route", route }, { "reason", reasonTag } });
+        _duration.Record(duration.TotalSeconds, new TagList { { "route", route }, { "reason", reason } });
     }
 
     /// <summary><paramref name="leg"/>: <c>client</c>, <c>backend</c>, or <c>both</c> for an idle timeout (a connection-level decision).</summary>
     public void Reaped(string route, string cluster, string leg, string reason) =>
         _reaped.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "leg", leg }, { "reason", reason } });
 
-    public void ZombieObserved(string route, string cluster, Leg leg) =>
-        _observed.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "leg", leg.ToTag() } });
+    /// <summary><paramref name="leg"/>: <c>client</c> or <c>backend</c>.</summary>
+    public void ZombieObserved(string route, string cluster, string leg) =>
+        _observed.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "leg", leg } });
 
     public void Refused(string route, string cluster) =>
         _refused.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "reason", "limit" } });
 
-    public void PingSent(string route, Leg leg) => _pings.Add(1, new TagList { { "route", route }, { "leg", leg.ToTag() } });
+    /// <summary><paramref name="leg"/>: <c>client</c> or <c>backend</c>.</summary>
+    public void PingSent(string route, string leg) => _pings.Add(1, new TagList { { "route", route }, { "leg", leg } });
 
-    public void PongRtt(string route, Leg leg, TimeSpan rtt) =>
-        _rtt.Record(rtt.TotalSeconds, new TagList { { "route", route }, { "leg", leg.ToTag() } });
+    /// <summary><paramref name="leg"/>: <c>client</c> or <c>backend</c>.</summary>
+    public void PongRtt(string route, string leg, TimeSpan rtt) =>
+        _rtt.Record(rtt.TotalSeconds, new TagList { { "route", route }, { "leg", leg } });
 }

@@ -222,7 +222,7 @@ internal sealed partial class RelayConnection
         {
             observed = true;
             Log.ZombieObserved(_logger, RouteId, ClusterId, Destination, ClientAddress, leg.ToTag(), "pong_timeout", AgeSeconds(now), RttMs(Leg.Client), RttMs(Leg.Backend));
-            _metrics?.ZombieObserved(RouteId, ClusterId, leg);
+            _metrics?.ZombieObserved(RouteId, ClusterId, leg.ToTag());
         }
 
         // Observe goes on pinging, as Enforce would have had to.
@@ -248,7 +248,7 @@ internal sealed partial class RelayConnection
     {
         Volatile.Write(ref leg == Leg.Client ? ref _clientPingSent : ref _backendPingSent, _time.GetTimestamp());
         Log.PingSent(_logger, Id, leg.ToTag());
-        _metrics?.PingSent(RouteId, leg);
+        _metrics?.PingSent(RouteId, leg.ToTag());
     }
 
     private void RecordPong(Leg leg, long sentAt, long now)
@@ -256,7 +256,7 @@ internal sealed partial class RelayConnection
         if (sentAt > 0 && sentAt <= now)
         {
             Volatile.Write(ref leg == Leg.Client ? ref _clientRtt : ref _backendRtt, now - sentAt);
-            _metrics?.PongRtt(RouteId, leg, _time.GetElapsedTime(sentAt, now));
+            _metrics?.PongRtt(RouteId, leg.ToTag(), _time.GetElapsedTime(sentAt, now));
         }
     }
 

@@ -125,7 +125,7 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
         // Exactly once per attached connection, whatever path ended it: active never drifts.
         if (_inner is not null && Interlocked.Exchange(ref _ended, 1) == 0)
         {
-            _metrics?.Closed(RouteId, ClusterId, _reason, _time.GetElapsedTime(OpenedAt));
+            _metrics?.Closed(RouteId, ClusterId, _reason.ToTag(), _time.GetElapsedTime(OpenedAt));
         }
     }
 
