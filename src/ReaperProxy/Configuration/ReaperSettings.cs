@@ -52,12 +52,12 @@ public sealed class ReaperSettings
 
     /// <summary>
     /// <c>Reaper:MaxConnections</c>: the most WebSockets proxied at once; null: derived from the
-    /// process's open-file limit (<see cref="Admission.ConnectionLimiter.Automatic"/>).
+    /// process's open-file limit (<see cref="OpenFileLimit.AutomaticMaxConnections"/>).
     /// </summary>
     public int? MaxConnections { get; }
 
     /// <summary>The cap in force: <see cref="MaxConnections"/> or the automatic one.</summary>
-    public int EffectiveMaxConnections => MaxConnections ?? Admission.ConnectionLimiter.Automatic;
+    public int EffectiveMaxConnections => MaxConnections ?? OpenFileLimit.AutomaticMaxConnections;
 
     /// <summary><c>Reaper:LogFormat</c>: console log format.</summary>
     public LogFormat LogFormat { get; }

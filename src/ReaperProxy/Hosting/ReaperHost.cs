@@ -7,7 +7,6 @@ using Microsoft.Extensions.Configuration.EnvironmentVariables;
 using Microsoft.Extensions.Configuration.Json;
 using ReaperProxy.Admin;
 using ReaperProxy.Configuration;
-using ReaperProxy.Admission;
 using ReaperProxy.Proxying;
 using ReaperProxy.Relay;
 using ReaperProxy.Metrics;
@@ -89,8 +88,8 @@ public sealed class ReaperHost : IAsyncDisposable
         output.WriteLine($"default policy (Reaper:Heartbeat): {settings.DefaultPolicy.Describe()}");
         output.WriteLine("WebSockets at once (Reaper:MaxConnections): " + (settings.MaxConnections is { } max
             ? max.ToString(CultureInfo.InvariantCulture)
-            : ConnectionLimiter.ReadOpenFileLimit() is { } files
-                ? $"auto, {ConnectionLimiter.Automatic} from this process's open-file limit of {files} (the deployed process may differ)"
+            : OpenFileLimit.Read() is { } files
+                ? $"auto, {OpenFileLimit.AutomaticMaxConnections} from this process's open-file limit of {files} (the deployed process may differ)"
                 : "auto, no cap (the open-file limit is unknown or unlimited)"));
         if (routes.Count == 0)
         {
