@@ -62,17 +62,19 @@ public sealed class ReaperSettings
     /// <summary><c>Reaper:LogFormat</c>: console log format.</summary>
     public LogFormat LogFormat { get; }
 
-    /// <summary>The effective policy of a route by its id; the default for unknown routes.</summary>
-    public HeartbeatPolicy PolicyForRoute(string? routeId)
-    {
-        if (routeId is not null && RoutePolicies.TryGetValue(routeId, out var name) && name is not null
-            && Policies.TryGetValue(name, out var policy))
-        {
-            return policy;
-        }
+    /// <summary>
+    /// The one rule for a route's policy: Reaper's own reading of the route (<see cref="RoutePolicies"/>,
+    /// from the configuration this snapshot was read from) wins when it knows the route, even when it says
+    /// "no policy"; otherwise the route's <c>Metadata:ReaperPolicy</c> as YARP hands it over
+    /// (<paramref name="metadataPolicyName"/>, e.g. routes from another config provider); otherwise, and for
+    /// names no policy has, the default. The middleware, the relay at each tick and <c>--check-config</c> all ask here.
+    /// </summary>
+    public HeartbeatPolicy PolicyForRoute(string routeId, string? metadataPolicyName) =>
+        PolicyNamed(RoutePolicies.TryGetValue(routeId, out var configured) ? configured : metadataPolicyName);
 
-        return DefaultPolicy;
-    }
+    /// <summary>The effective policy of a route by its id alone; the default for unknown routes.</summary>
+    public HeartbeatPolicy PolicyForRoute(string? routeId) =>
+        routeId is null ? DefaultPolicy : PolicyForRoute(routeId, metadataPolicyName: null);
 
     /// <summary>The effective policy for a policy name from route metadata (null or unknown: the default).</summary>
     public HeartbeatPolicy PolicyNamed(string? name) =>

@@ -99,7 +99,7 @@ public sealed class ReaperHost : IAsyncDisposable
         foreach (var route in routes.OrderBy(r => r.RouteId, StringComparer.Ordinal))
         {
             var policyName = route.Metadata?.GetValueOrDefault(ReaperSettings.PolicyMetadataKey);
-            var policy = settings.PolicyNamed(policyName);
+            var policy = settings.PolicyForRoute(route.RouteId, policyName);
             output.WriteLine($"route {route.RouteId} -> cluster {route.ClusterId}, policy {policyName ?? "(default)"}: {policy.Describe()}");
         }
 

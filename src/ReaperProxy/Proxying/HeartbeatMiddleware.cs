@@ -69,9 +69,7 @@ internal sealed class HeartbeatMiddleware
             }
 
             var policyName = route.Metadata?.GetValueOrDefault(ReaperSettings.PolicyMetadataKey);
-            var policy = settings.RoutePolicies.TryGetValue(route.RouteId, out var configured)
-                ? settings.PolicyNamed(configured)
-                : settings.PolicyNamed(policyName);
+            var policy = settings.PolicyForRoute(route.RouteId, policyName);
             if (policy.Mode == HeartbeatMode.Off)
             {
                 await _next(context);

@@ -129,8 +129,7 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
         }
     }
 
-    private HeartbeatPolicy ResolvePolicy(ReaperSettings settings) =>
-        settings.RoutePolicies.TryGetValue(RouteId, out var name) ? settings.PolicyNamed(name) : settings.PolicyNamed(_policyName);
+    private HeartbeatPolicy ResolvePolicy(ReaperSettings settings) => settings.PolicyForRoute(RouteId, _policyName);
 
     private int WritePing(Span<byte> destination, bool mask)
     {
