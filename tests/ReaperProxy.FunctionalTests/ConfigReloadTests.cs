@@ -127,6 +127,30 @@ public class ConfigReloadTests(ITestOutputHelper output)
         Assert.Contains(logs.Lines, l => l.Contains($"Configuration reloaded from {proxy.ConfigFile}", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Each_reload_is_judged_once_a_bad_one_logs_one_rejection_and_counts_one()
+    {
+        var logs = new LogCapture(output);
+        await using var backend = await TestBackend.StartAsync(new() { Output = output });
+        var config = Config(backend);
+        await using var proxy = await TestProxy.StartAsync(config, new() { Output = logs });
+        using var reloads = new MetricCollector<long>(proxy.Host.Proxy.Services.GetRequiredService<IMeterFactory>(), "ReaperProxy", "reaper.config.reloads");
+        var monitor = proxy.Host.Proxy.Services.GetRequiredService<ReaperSettingsMonitor>();
+        var published = 0;
+        monitor.Changed += _ => Interlocked.Increment(ref published);
+
+        Assert.Equal(ReloadOutcome.Rejected, await proxy.ReloadAsync(config.Clone().Set("Reaper:Heartbeat:Mode", "Sometimes").ToJson()));
+        Assert.Equal(ReloadOutcome.Applied, await proxy.ReloadAsync(config.Clone().Set("Reaper:Heartbeat:PingInterval", "7s")));
+
+        // One rejection path (event 1001), one line, the problem named once; no second judgement of its own.
+        Assert.Single(logs.Lines, l => l.Contains("rejected", StringComparison.OrdinalIgnoreCase));
+        Assert.Single(logs.Lines, l => l.Contains("Reaper:Heartbeat:Mode", StringComparison.Ordinal));
+        Assert.Single(logs.Lines, l => l.Contains($"Configuration reloaded from {proxy.ConfigFile}", StringComparison.Ordinal));
+        Assert.Equal(["rejected", "applied"], reloads.GetMeasurementSnapshot().Select(m => (string?)m.Tags["result"]));
+        Assert.Equal(1, published);
+        Assert.Equal(TimeSpan.FromSeconds(7), monitor.Current.DefaultPolicy.PingInterval);
+    }
+
     private static ProxyConfig Config(TestBackend backend) =>
         new ProxyConfig()
             .Cluster("backend", backend.BaseUri)

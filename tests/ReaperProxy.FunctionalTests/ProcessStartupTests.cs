@@ -71,6 +71,26 @@ public sealed class ProcessStartupTests : IDisposable
     }
 
     [Fact]
+    public async Task A_start_up_judges_the_configuration_once_each_problem_printed_once()
+    {
+        var file = Write("bad.json", GoodConfig()
+            .Set("Reaper:Heartbeat:Mode", "Sometimes")
+            .Set("Reaper:Heartbeat:PongTimeout", "0ms")
+            .Set("Reaper:Heartbeat:PingIntervall", "5s")
+            .ToJson());
+
+        var result = await ProxyProcess.RunAsync(["--config", file, "--urls", "http://127.0.0.1:0", "--admin-urls", "http://127.0.0.1:0"]);
+
+        Assert.True(result.ExitCode == 1, result.ToString());
+        var errors = result.StandardError.Split('\n').Where(l => l.StartsWith("error: ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(3, errors.Count);
+        Assert.Single(errors, l => l.StartsWith($"error: {file}: Reaper:Heartbeat:Mode:", StringComparison.Ordinal));
+        Assert.Single(errors, l => l.StartsWith($"error: {file}: Reaper:Heartbeat:PongTimeout:", StringComparison.Ordinal));
+        Assert.Single(errors, l => l.StartsWith($"error: {file}: Reaper:Heartbeat:PingIntervall:", StringComparison.Ordinal));
+        Assert.Contains("ReaperProxy did not start: 3 configuration problem(s).", result.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_missing_config_file_exits_1_naming_the_file()
     {
         var file = Path.Combine(_dir.FullName, "nowhere.json");

@@ -146,15 +146,9 @@ public sealed class ReaperHost : IAsyncDisposable
 
         var configFile = commandLine.ConfigFile ?? builder.Configuration[$"{ReaperSettingsReader.SectionName}:ConfigFile"];
         var reporter = new ConfigReloadReporter();
+        IReadOnlyList<ConfigError> fileErrors = [];
         if (!string.IsNullOrWhiteSpace(configFile))
         {
-            var (_, _, fileErrors) = ConfigFileProvider.ReadAndValidate(configFile);
-            if (fileErrors.Count > 0)
-            {
-                errors = fileErrors.Select(e => $"{configFile}: {e}").ToList();
-                return null;
-            }
-
             // Over appsettings.json, under environment variables and the command line.
             var sources = builder.Configuration.Sources;
             var index = sources.Count;
@@ -167,7 +161,9 @@ public sealed class ReaperHost : IAsyncDisposable
                 }
             }
 
-            sources.Insert(index, new ConfigFileSource(configFile, reporter));
+            // The file's settings are judged below, with everything else, by the monitor: once per load.
+            sources.Insert(index, new ConfigFileSource(configFile, reporter) { JudgeSettingsOnFirstLoad = false });
+            fileErrors = reporter.Providers[^1].LoadErrors;
         }
 
         var overrides = new Dictionary<string, string?>();
@@ -183,13 +179,18 @@ public sealed class ReaperHost : IAsyncDisposable
 
         builder.Configuration.AddInMemoryCollection(overrides);
 
-        var settings = ReaperSettingsReader.Read(builder.Configuration, out var settingsErrors);
-        if (settingsErrors.Count > 0)
+        // The one judgement of the start-up load: the whole configuration, each problem named with its source.
+        var monitor = new ReaperSettingsMonitor(builder.Configuration, reporter);
+        if (monitor.LoadErrors.Count > 0 || fileErrors.Count > 0)
         {
-            errors = settingsErrors.Select(e => $"{SourceOf(builder.Configuration, e.Path, configFile)}: {e}").ToList();
+            monitor.Dispose();
+            errors = monitor.LoadErrors.Select(e => $"{SourceOf(builder.Configuration, e.Path, configFile)}: {e}")
+                .Concat(fileErrors.Select(e => $"{configFile}: {e}"))
+                .ToList();
             return null;
         }
 
+        var settings = monitor.Current;
         if (builder.Configuration[WebHostDefaults.ServerUrlsKey] is null && !builder.Configuration.GetSection("Kestrel:Endpoints").Exists())
         {
             builder.WebHost.UseUrls(DefaultUrls);
@@ -201,6 +202,7 @@ public sealed class ReaperHost : IAsyncDisposable
 
         ConfigureLogging(builder, settings.LogFormat);
         builder.Services.AddSingleton(reporter);
+        builder.Services.AddSingleton(_ => monitor);
         builder.Services.AddReaperProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"));
         configure?.Invoke(builder);
 

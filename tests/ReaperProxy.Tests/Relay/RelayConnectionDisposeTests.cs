@@ -19,7 +19,7 @@ public class RelayConnectionDisposeTests
     {
         // Dispose's drain and the pending read's continuation race to take the inner result; repeat the
         // scenario so that an interleaving where both take it shows up on every run, not now and then.
-        using var settings = new ReaperSettingsMonitor(new ConfigurationBuilder().Build(), NullLogger<ReaperSettingsMonitor>.Instance);
+        using var settings = new ReaperSettingsMonitor(new ConfigurationBuilder().Build());
         var takenTwice = 0;
         const int rounds = 100;
         for (var round = 0; round < rounds; round++)

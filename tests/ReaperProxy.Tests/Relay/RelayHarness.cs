@@ -44,7 +44,7 @@ internal sealed class RelayHarness : IAsyncDisposable
             ["Reaper:Heartbeat:CloseTimeout"] = "3s",
             ["Reaper:Heartbeat:IdleTimeout"] = idleTimeout,
         }).Build();
-        _settings = new ReaperSettingsMonitor(configuration, NullLogger<ReaperSettingsMonitor>.Instance);
+        _settings = new ReaperSettingsMonitor(configuration);
 
         // The monitor falls back to the defaults on invalid settings; make sure ours were taken.
         var policy = _settings.Current.DefaultPolicy;
