@@ -12,9 +12,9 @@ namespace ReaperProxy.FunctionalTests;
 /// <summary>Live reloads of the watched config file, in-process (the file is re-read on demand, not by timer).</summary>
 public class ConfigReloadTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> BadFiles => [.. BadFileCases.Keys];
+    public static TheoryData<string> BadFiles => [.. s_badFileCases.Keys];
 
-    private static readonly Dictionary<string, Func<ProxyConfig, string>> BadFileCases = new()
+    private static readonly Dictionary<string, Func<ProxyConfig, string>> s_badFileCases = new()
     {
         ["invalid JSON"] = c => c.ToJson()[..^2],
         ["empty file"] = _ => string.Empty,
@@ -34,7 +34,7 @@ public class ConfigReloadTests(ITestOutputHelper output)
         await using var proxy = await TestProxy.StartAsync(config, new() { Output = output });
         using var client = TestClients.Http1(proxy.PublicUri);
 
-        Assert.Equal(ReloadOutcome.Rejected, await proxy.ReloadAsync(BadFileCases[badFile](config.Clone())));
+        Assert.Equal(ReloadOutcome.Rejected, await proxy.ReloadAsync(s_badFileCases[badFile](config.Clone())));
 
         Assert.Equal("hello from backend (HTTP/1.1)", await client.GetStringAsync("/hello"));
         var settings = proxy.Host.Proxy.Services.GetRequiredService<ReaperSettingsMonitor>().Current;

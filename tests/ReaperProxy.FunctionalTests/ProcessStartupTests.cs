@@ -11,9 +11,9 @@ public sealed class ProcessStartupTests : IDisposable
 
     public void Dispose() => _dir.Delete(recursive: true);
 
-    public static TheoryData<string> BadConfigurations => [.. BadCases.Keys];
+    public static TheoryData<string> BadConfigurations => [.. s_badCases.Keys];
 
-    private static readonly Dictionary<string, (Func<ProxyConfig, string> Json, string KeyPath, string Problem)> BadCases = new()
+    private static readonly Dictionary<string, (Func<ProxyConfig, string> Json, string KeyPath, string Problem)> s_badCases = new()
     {
         ["invalid JSON"] = (c => c.ToJson()[..^3], "invalid JSON", "LineNumber"),
         ["unknown policy name"] = (c => c.Route("chat", "/chat", "backend", policy: "chta").Policy("chat", ("PingInterval", "5s")).ToJson(),
@@ -36,7 +36,7 @@ public sealed class ProcessStartupTests : IDisposable
     [MemberData(nameof(BadConfigurations))]
     public async Task A_bad_configuration_exits_1_within_seconds_naming_the_file_the_key_and_the_problem(string badCase)
     {
-        var (json, keyPath, problem) = BadCases[badCase];
+        var (json, keyPath, problem) = s_badCases[badCase];
         var file = Write("bad.json", json(GoodConfig()));
 
         var result = await ProxyProcess.RunAsync(["--config", file, "--urls", "http://127.0.0.1:0", "--admin-urls", "http://127.0.0.1:0"]);

@@ -7,8 +7,6 @@ using Microsoft.Extensions.Configuration.EnvironmentVariables;
 using Microsoft.Extensions.Configuration.Json;
 using ReaperProxy.Admin;
 using ReaperProxy.Configuration;
-using ReaperProxy.Proxying;
-using ReaperProxy.Relay;
 using ReaperProxy.Metrics;
 using Yarp.ReverseProxy.Configuration;
 
