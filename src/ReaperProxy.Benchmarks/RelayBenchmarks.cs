@@ -48,7 +48,7 @@ public class RelayBenchmarks
         {
             ["Reaper:Heartbeat:Mode"] = "Enforce",
         }).Build();
-        _settings = new ReaperSettingsMonitor(configuration, NullLogger<ReaperSettingsMonitor>.Instance);
+        _settings = new ReaperSettingsMonitor(configuration);
 
         _sink = new CountingStream();
         _writeRelay = NewRelay();

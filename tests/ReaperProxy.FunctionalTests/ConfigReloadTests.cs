@@ -12,9 +12,9 @@ namespace ReaperProxy.FunctionalTests;
 /// <summary>Live reloads of the watched config file, in-process (the file is re-read on demand, not by timer).</summary>
 public class ConfigReloadTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> BadFiles => [.. BadFileCases.Keys];
+    public static TheoryData<string> BadFiles => [.. s_badFileCases.Keys];
 
-    private static readonly Dictionary<string, Func<ProxyConfig, string>> BadFileCases = new()
+    private static readonly Dictionary<string, Func<ProxyConfig, string>> s_badFileCases = new()
     {
         ["invalid JSON"] = c => c.ToJson()[..^2],
         ["empty file"] = _ => string.Empty,
@@ -34,7 +34,7 @@ public class ConfigReloadTests(ITestOutputHelper output)
         await using var proxy = await TestProxy.StartAsync(config, new() { Output = output });
         using var client = TestClients.Http1(proxy.PublicUri);
 
-        Assert.Equal(ReloadOutcome.Rejected, await proxy.ReloadAsync(BadFileCases[badFile](config.Clone())));
+        Assert.Equal(ReloadOutcome.Rejected, await proxy.ReloadAsync(s_badFileCases[badFile](config.Clone())));
 
         Assert.Equal("hello from backend (HTTP/1.1)", await client.GetStringAsync("/hello"));
         var settings = proxy.Host.Proxy.Services.GetRequiredService<ReaperSettingsMonitor>().Current;
@@ -125,6 +125,30 @@ public class ConfigReloadTests(ITestOutputHelper output)
         Assert.Contains(logs.Lines, l => l.Contains($"Configuration reload of {proxy.ConfigFile} rejected (1 problem(s))", StringComparison.Ordinal)
                                         && l.Contains("Reaper:Heartbeat:Legs: 'Neither' is not one of", StringComparison.Ordinal));
         Assert.Contains(logs.Lines, l => l.Contains($"Configuration reloaded from {proxy.ConfigFile}", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Each_reload_is_judged_once_a_bad_one_logs_one_rejection_and_counts_one()
+    {
+        var logs = new LogCapture(output);
+        await using var backend = await TestBackend.StartAsync(new() { Output = output });
+        var config = Config(backend);
+        await using var proxy = await TestProxy.StartAsync(config, new() { Output = logs });
+        using var reloads = new MetricCollector<long>(proxy.Host.Proxy.Services.GetRequiredService<IMeterFactory>(), "ReaperProxy", "reaper.config.reloads");
+        var monitor = proxy.Host.Proxy.Services.GetRequiredService<ReaperSettingsMonitor>();
+        var published = 0;
+        monitor.Changed += _ => Interlocked.Increment(ref published);
+
+        Assert.Equal(ReloadOutcome.Rejected, await proxy.ReloadAsync(config.Clone().Set("Reaper:Heartbeat:Mode", "Sometimes").ToJson()));
+        Assert.Equal(ReloadOutcome.Applied, await proxy.ReloadAsync(config.Clone().Set("Reaper:Heartbeat:PingInterval", "7s")));
+
+        // One rejection path (event 1001), one line, the problem named once; no second judgement of its own.
+        Assert.Single(logs.Lines, l => l.Contains("rejected", StringComparison.OrdinalIgnoreCase));
+        Assert.Single(logs.Lines, l => l.Contains("Reaper:Heartbeat:Mode", StringComparison.Ordinal));
+        Assert.Single(logs.Lines, l => l.Contains($"Configuration reloaded from {proxy.ConfigFile}", StringComparison.Ordinal));
+        Assert.Equal(["rejected", "applied"], reloads.GetMeasurementSnapshot().Select(m => (string?)m.Tags["result"]));
+        Assert.Equal(1, published);
+        Assert.Equal(TimeSpan.FromSeconds(7), monitor.Current.DefaultPolicy.PingInterval);
     }
 
     private static ProxyConfig Config(TestBackend backend) =>

@@ -11,9 +11,9 @@ public sealed class ProcessStartupTests : IDisposable
 
     public void Dispose() => _dir.Delete(recursive: true);
 
-    public static TheoryData<string> BadConfigurations => [.. BadCases.Keys];
+    public static TheoryData<string> BadConfigurations => [.. s_badCases.Keys];
 
-    private static readonly Dictionary<string, (Func<ProxyConfig, string> Json, string KeyPath, string Problem)> BadCases = new()
+    private static readonly Dictionary<string, (Func<ProxyConfig, string> Json, string KeyPath, string Problem)> s_badCases = new()
     {
         ["invalid JSON"] = (c => c.ToJson()[..^3], "invalid JSON", "LineNumber"),
         ["unknown policy name"] = (c => c.Route("chat", "/chat", "backend", policy: "chta").Policy("chat", ("PingInterval", "5s")).ToJson(),
@@ -36,7 +36,7 @@ public sealed class ProcessStartupTests : IDisposable
     [MemberData(nameof(BadConfigurations))]
     public async Task A_bad_configuration_exits_1_within_seconds_naming_the_file_the_key_and_the_problem(string badCase)
     {
-        var (json, keyPath, problem) = BadCases[badCase];
+        var (json, keyPath, problem) = s_badCases[badCase];
         var file = Write("bad.json", json(GoodConfig()));
 
         var result = await ProxyProcess.RunAsync(["--config", file, "--urls", "http://127.0.0.1:0", "--admin-urls", "http://127.0.0.1:0"]);
@@ -68,6 +68,26 @@ public sealed class ProcessStartupTests : IDisposable
         Assert.Contains($"error: {file}: ReverseProxy:Routes:lost:ClusterId: unknown cluster 'no-such-cluster'", result.StandardError, StringComparison.Ordinal);
         Assert.Contains("3 configuration problem(s)", result.StandardError, StringComparison.Ordinal);
         AssertNoStackTrace(result);
+    }
+
+    [Fact]
+    public async Task A_start_up_judges_the_configuration_once_each_problem_printed_once()
+    {
+        var file = Write("bad.json", GoodConfig()
+            .Set("Reaper:Heartbeat:Mode", "Sometimes")
+            .Set("Reaper:Heartbeat:PongTimeout", "0ms")
+            .Set("Reaper:Heartbeat:PingIntervall", "5s")
+            .ToJson());
+
+        var result = await ProxyProcess.RunAsync(["--config", file, "--urls", "http://127.0.0.1:0", "--admin-urls", "http://127.0.0.1:0"]);
+
+        Assert.True(result.ExitCode == 1, result.ToString());
+        var errors = result.StandardError.Split('\n').Where(l => l.StartsWith("error: ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(3, errors.Count);
+        Assert.Single(errors, l => l.StartsWith($"error: {file}: Reaper:Heartbeat:Mode:", StringComparison.Ordinal));
+        Assert.Single(errors, l => l.StartsWith($"error: {file}: Reaper:Heartbeat:PongTimeout:", StringComparison.Ordinal));
+        Assert.Single(errors, l => l.StartsWith($"error: {file}: Reaper:Heartbeat:PingIntervall:", StringComparison.Ordinal));
+        Assert.Contains("ReaperProxy did not start: 3 configuration problem(s).", result.StandardError, StringComparison.Ordinal);
     }
 
     [Fact]

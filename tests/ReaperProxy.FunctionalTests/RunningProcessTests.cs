@@ -10,7 +10,7 @@ public sealed class RunningProcessTests(ITestOutputHelper output) : IDisposable
 {
     // A child process notices a file change at its next poll (1 s), then reloads code paths it has not run
     // yet; on a loaded CI machine that takes longer than an in-process change, so allow more than the default.
-    private static readonly TimeSpan ProcessWait = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan s_processWait = TimeSpan.FromSeconds(20);
 
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("reaper-running-tests-");
 
@@ -69,7 +69,7 @@ public sealed class RunningProcessTests(ITestOutputHelper output) : IDisposable
         await Eventually.UntilAsync(
             () => process.StandardOutput.Contains($"Configuration reload of {file} rejected", StringComparison.Ordinal),
             "the process to log that it rejected the bad file",
-            ProcessWait);
+            s_processWait);
         output.WriteLine($"bad file rejected after {clock.Elapsed.TotalSeconds:0.0} s");
         Assert.Contains("Reaper:Heartbeat:PingInterval", process.StandardOutput, StringComparison.Ordinal);
         Assert.Equal("hello from backend (HTTP/1.1)", await client.GetStringAsync("/hello"));
@@ -84,7 +84,7 @@ public sealed class RunningProcessTests(ITestOutputHelper output) : IDisposable
                 return response.StatusCode == HttpStatusCode.OK && await response.Content.ReadAsStringAsync() == "new route";
             },
             "the new route from the good file to serve",
-            ProcessWait);
+            s_processWait);
         output.WriteLine($"good file applied after {clock.Elapsed.TotalSeconds:0.0} s");
         Assert.Equal("hello from backend (HTTP/1.1)", await client.GetStringAsync("/hello"));
         Assert.False(process.HasExited);

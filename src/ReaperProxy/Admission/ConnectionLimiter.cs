@@ -1,4 +1,4 @@
-using System.Globalization;
+using ReaperProxy.Configuration;
 
 namespace ReaperProxy.Admission;
 
@@ -6,7 +6,8 @@ namespace ReaperProxy.Admission;
 /// Caps the WebSockets proxied at once (every mode, Off included). Each costs the process two file
 /// descriptors (client and backend sockets); a process that runs out of descriptors cannot even start
 /// a thread, and the .NET runtime then dies with "Out of memory", taking every live connection with it.
-/// Refusing the next WebSocket with 503 is the lesser harm. Lock-free: one interlocked counter.
+/// Refusing the next WebSocket with 503 is the lesser harm. Lock-free: one interlocked counter. The cap
+/// itself comes from <see cref="ReaperSettings.EffectiveMaxConnections"/>.
 /// </summary>
 internal sealed class ConnectionLimiter
 {
@@ -57,59 +58,5 @@ internal sealed class ConnectionLimiter
 
         refused = Interlocked.Exchange(ref _refusedSinceLog, 0);
         return true;
-    }
-
-    /// <summary>The cap when <c>Reaper:MaxConnections</c> is not set: derived from this process's open-file limit.</summary>
-    public static int Automatic { get; } = FromOpenFileLimit(ReadOpenFileLimit());
-
-    /// <summary>
-    /// Two descriptors per WebSocket, after a reserve for everything else the process holds (its
-    /// assemblies alone keep about 250 open, plus HTTP traffic, logs, admin scrapes): 5% of the limit,
-    /// at least 512. 20,000 descriptors give 9,500 WebSockets. No known limit: no cap.
-    /// </summary>
-    public static int FromOpenFileLimit(long? limit)
-    {
-        if (limit is not { } files || files >= int.MaxValue)
-        {
-            return int.MaxValue;
-        }
-
-        var reserve = Math.Max(512, files / 20);
-        return (int)Math.Max(1, (files - reserve) / 2);
-    }
-
-    /// <summary>The soft "Max open files" of this process (Linux, /proc/self/limits); null when unknown or unlimited.</summary>
-    public static long? ReadOpenFileLimit()
-    {
-        try
-        {
-            return File.Exists("/proc/self/limits") ? ParseOpenFileLimit(File.ReadAllText("/proc/self/limits")) : null;
-        }
-        catch (IOException)
-        {
-            return null;
-        }
-        catch (UnauthorizedAccessException)
-        {
-            return null;
-        }
-    }
-
-    /// <summary>Reads the soft limit from the text of /proc/PID/limits.</summary>
-    public static long? ParseOpenFileLimit(string limits)
-    {
-        const string Name = "Max open files";
-        foreach (var line in limits.Split('\n'))
-        {
-            if (line.StartsWith(Name, StringComparison.Ordinal))
-            {
-                var fields = line[Name.Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                return fields.Length > 0 && long.TryParse(fields[0], NumberStyles.None, CultureInfo.InvariantCulture, out var soft) && soft > 0
-                    ? soft
-                    : null;
-            }
-        }
-
-        return null;
     }
 }

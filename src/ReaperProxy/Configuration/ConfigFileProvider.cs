@@ -16,7 +16,11 @@ public sealed class ConfigFileProvider : ConfigurationProvider, IDisposable
     /// <summary>Creates the provider; <see cref="Load"/> reads the file.</summary>
     public ConfigFileProvider(ConfigFileSource source) => _source = source;
 
-    /// <summary>Problems found by the first load; the host reports them and exits.</summary>
+    /// <summary>
+    /// Problems found by the first load; the host reports them and exits. The file's own problems (unreadable,
+    /// not JSON, unknown top-level sections) always; its settings' too unless
+    /// <see cref="ConfigFileSource.JudgeSettingsOnFirstLoad"/> is false.
+    /// </summary>
     public IReadOnlyList<ConfigError> LoadErrors { get; private set; } = [];
 
     /// <summary>Reads the file for the first time and starts watching it.</summary>
@@ -24,8 +28,8 @@ public sealed class ConfigFileProvider : ConfigurationProvider, IDisposable
     {
         lock (_gate)
         {
-            var (data, hash, errors) = ReadAndValidate(_source.Path);
-            LoadErrors = errors;
+            var (data, hash, errors) = ReadAndParse(_source.Path);
+            LoadErrors = data is not null && _source.JudgeSettingsOnFirstLoad ? [.. JudgeAlone(data), .. errors] : errors;
             _lastHash = hash;
             Data = data ?? new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
             _source.Reporter.Register(this);
@@ -56,7 +60,12 @@ public sealed class ConfigFileProvider : ConfigurationProvider, IDisposable
             }
 
             _lastHash = hash;
-            var (data, errors) = Parse(_source.Path, bytes);
+            var (data, errors) = Parse(bytes);
+            if (data is not null)
+            {
+                errors = [.. _source.Reporter.Judge(this, data), .. errors];
+            }
+
             if (data is null || errors.Count > 0)
             {
                 _source.Reporter.Rejected(_source.Path, errors);
@@ -73,8 +82,22 @@ public sealed class ConfigFileProvider : ConfigurationProvider, IDisposable
     /// <summary>Stops watching.</summary>
     public void Dispose() => _poll?.Dispose();
 
-    /// <summary>Parses and validates a file on its own, as <c>--check-config</c> and reloads do.</summary>
+    /// <summary>Parses and judges a file on its own, over the built-in defaults.</summary>
     internal static (Dictionary<string, string?>? Data, byte[]? Hash, IReadOnlyList<ConfigError> Errors) ReadAndValidate(string path)
+    {
+        var (data, hash, errors) = ReadAndParse(path);
+        return (data, hash, data is null ? errors : [.. JudgeAlone(data), .. errors]);
+    }
+
+    /// <summary>The problems of <paramref name="data"/>'s <c>Reaper</c> and <c>ReverseProxy</c> sections as the only configuration over the built-in defaults.</summary>
+    internal static IReadOnlyList<ConfigError> JudgeAlone(IDictionary<string, string?> data)
+    {
+        ReaperSettingsReader.Read(new ConfigurationBuilder().AddInMemoryCollection(data).Build(), out var errors);
+        return errors;
+    }
+
+    // The file's own problems: unreadable, not JSON, an unknown top-level section. Its settings are judged apart.
+    private static (Dictionary<string, string?>? Data, byte[]? Hash, IReadOnlyList<ConfigError> Errors) ReadAndParse(string path)
     {
         byte[] bytes;
         try
@@ -94,11 +117,11 @@ public sealed class ConfigFileProvider : ConfigurationProvider, IDisposable
             return (null, null, [new(string.Empty, $"cannot read the file: {ex.Message}")]);
         }
 
-        var (data, errors) = Parse(path, bytes);
+        var (data, errors) = Parse(bytes);
         return (data, SHA256.HashData(bytes), errors);
     }
 
-    private static (Dictionary<string, string?>? Data, IReadOnlyList<ConfigError> Errors) Parse(string path, byte[] bytes)
+    private static (Dictionary<string, string?>? Data, IReadOnlyList<ConfigError> Errors) Parse(byte[] bytes)
     {
         Dictionary<string, string?> data;
         try
@@ -116,13 +139,9 @@ public sealed class ConfigFileProvider : ConfigurationProvider, IDisposable
             return (null, [new(string.Empty, $"invalid JSON: {detail}")]);
         }
 
-        // Validate the file as it would be seen over the built-in defaults.
-        var candidate = new ConfigurationBuilder().AddInMemoryCollection(data).Build();
-        ReaperSettingsReader.Read(candidate, out var settingsErrors);
-        var errors = new List<ConfigError>(settingsErrors);
-
         // A misspelled section would be ignored silently: "ReversProxy" would drop every route.
-        foreach (var section in candidate.GetChildren())
+        var errors = new List<ConfigError>();
+        foreach (var section in new ConfigurationBuilder().AddInMemoryCollection(data).Build().GetChildren())
         {
             if (!s_knownSections.Contains(section.Key, StringComparer.OrdinalIgnoreCase))
             {

@@ -23,6 +23,14 @@ public sealed class ConfigFileSource : IConfigurationSource
     /// <summary>How often the file is checked for changes (polling also sees ConfigMap symlink swaps).</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// Whether the first load judges the file's <c>Reaper</c> and <c>ReverseProxy</c> sections itself (the
+    /// file alone over the built-in defaults; default true). The host sets false: it judges the whole
+    /// configuration once it is assembled (<see cref="ReaperSettingsMonitor.LoadErrors"/>), so a start-up
+    /// judges each problem once. Reloads are always judged, through <see cref="ConfigReloadReporter"/>.
+    /// </summary>
+    public bool JudgeSettingsOnFirstLoad { get; init; } = true;
+
     /// <inheritdoc />
     public IConfigurationProvider Build(IConfigurationBuilder builder) => new ConfigFileProvider(this);
 }

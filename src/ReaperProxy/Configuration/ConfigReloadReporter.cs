@@ -4,12 +4,15 @@ namespace ReaperProxy.Configuration;
 
 /// <summary>
 /// Bridges the configuration provider, which exists before dependency injection, and the logger and
-/// metrics that exist after it. Reload outcomes before <see cref="Attach"/> are only counted.
+/// metrics that exist after it. Reload outcomes before <see cref="Attach"/> are only counted. It is the
+/// one rejection path (event 1001 and <c>reaper.config.reloads{result="rejected"}</c>), and it carries
+/// the provider's question "may this data be applied?" to <see cref="ReaperSettingsMonitor"/>.
 /// </summary>
 public sealed partial class ConfigReloadReporter
 {
     private ILogger _logger = NullLogger.Instance;
     private readonly List<ConfigFileProvider> _providers = [];
+    private Func<IConfigurationProvider, IDictionary<string, string?>, IReadOnlyList<ConfigError>>? _judge;
 
     /// <summary>Raised after a reload was rejected (for metrics).</summary>
     public event Action? ReloadRejected;
@@ -22,6 +25,17 @@ public sealed partial class ConfigReloadReporter
 
     /// <summary>Starts logging reload outcomes.</summary>
     public void Attach(ILogger logger) => _logger = logger;
+
+    /// <summary>From now on, <paramref name="judge"/> decides the problems of a changed file's data.</summary>
+    internal void JudgeWith(Func<IConfigurationProvider, IDictionary<string, string?>, IReadOnlyList<ConfigError>> judge) => _judge = judge;
+
+    /// <summary>
+    /// The problems of the <c>Reaper</c> and <c>ReverseProxy</c> sections were <paramref name="data"/> the data
+    /// of <paramref name="provider"/>: judged by the monitor in the whole configuration when there is one,
+    /// else the file alone over the built-in defaults.
+    /// </summary>
+    internal IReadOnlyList<ConfigError> Judge(ConfigFileProvider provider, IDictionary<string, string?> data) =>
+        _judge is { } judge ? judge(provider, data) : ConfigFileProvider.JudgeAlone(data);
 
     internal void Register(ConfigFileProvider provider)
     {

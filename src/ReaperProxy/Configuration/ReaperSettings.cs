@@ -52,34 +52,29 @@ public sealed class ReaperSettings
 
     /// <summary>
     /// <c>Reaper:MaxConnections</c>: the most WebSockets proxied at once; null: derived from the
-    /// process's open-file limit (<see cref="Admission.ConnectionLimiter.Automatic"/>).
+    /// process's open-file limit (<see cref="OpenFileLimit.AutomaticMaxConnections"/>).
     /// </summary>
     public int? MaxConnections { get; }
 
     /// <summary>The cap in force: <see cref="MaxConnections"/> or the automatic one.</summary>
-    public int EffectiveMaxConnections => MaxConnections ?? Admission.ConnectionLimiter.Automatic;
+    public int EffectiveMaxConnections => MaxConnections ?? OpenFileLimit.AutomaticMaxConnections;
 
     /// <summary><c>Reaper:LogFormat</c>: console log format.</summary>
     public LogFormat LogFormat { get; }
 
-    /// <summary>The effective policy of a route by its id; the default for unknown routes.</summary>
-    public HeartbeatPolicy PolicyForRoute(string? routeId)
-    {
-        if (routeId is not null && RoutePolicies.TryGetValue(routeId, out var name) && name is not null
-            && Policies.TryGetValue(name, out var policy))
-        {
-            return policy;
-        }
-
-        return DefaultPolicy;
-    }
-
     /// <summary>
-    /// The one route→policy rule: the route as this configuration knows it (its <c>ReaperPolicy</c>
-    /// metadata), else the policy name the route carried when its request was routed, else the default.
+    /// The one rule for a route's policy: Reaper's own reading of the route (<see cref="RoutePolicies"/>,
+    /// from the configuration this snapshot was read from) wins when it knows the route, even when it says
+    /// "no policy"; otherwise the route's <c>Metadata:ReaperPolicy</c> as YARP hands it over
+    /// (<paramref name="metadataPolicyName"/>, e.g. routes from another config provider); otherwise, and for
+    /// names no policy has, the default. The middleware, the relay at each tick and <c>--check-config</c> all ask here.
     /// </summary>
     public HeartbeatPolicy PolicyForRoute(string routeId, string? metadataPolicyName) =>
-        RoutePolicies.TryGetValue(routeId, out var name) ? PolicyNamed(name) : PolicyNamed(metadataPolicyName);
+        PolicyNamed(RoutePolicies.TryGetValue(routeId, out var configured) ? configured : metadataPolicyName);
+
+    /// <summary>The effective policy of a route by its id alone; the default for unknown routes.</summary>
+    public HeartbeatPolicy PolicyForRoute(string? routeId) =>
+        routeId is null ? DefaultPolicy : PolicyForRoute(routeId, metadataPolicyName: null);
 
     /// <summary>The effective policy for a policy name from route metadata (null or unknown: the default).</summary>
     public HeartbeatPolicy PolicyNamed(string? name) =>

@@ -7,9 +7,6 @@ using Microsoft.Extensions.Configuration.EnvironmentVariables;
 using Microsoft.Extensions.Configuration.Json;
 using ReaperProxy.Admin;
 using ReaperProxy.Configuration;
-using ReaperProxy.Admission;
-using ReaperProxy.Proxying;
-using ReaperProxy.Relay;
 using ReaperProxy.Metrics;
 using Yarp.ReverseProxy.Configuration;
 
@@ -89,8 +86,8 @@ public sealed class ReaperHost : IAsyncDisposable
         output.WriteLine($"default policy (Reaper:Heartbeat): {settings.DefaultPolicy.Describe()}");
         output.WriteLine("WebSockets at once (Reaper:MaxConnections): " + (settings.MaxConnections is { } max
             ? max.ToString(CultureInfo.InvariantCulture)
-            : ConnectionLimiter.ReadOpenFileLimit() is { } files
-                ? $"auto, {ConnectionLimiter.Automatic} from this process's open-file limit of {files} (the deployed process may differ)"
+            : OpenFileLimit.Read() is { } files
+                ? $"auto, {OpenFileLimit.AutomaticMaxConnections} from this process's open-file limit of {files} (the deployed process may differ)"
                 : "auto, no cap (the open-file limit is unknown or unlimited)"));
         if (routes.Count == 0)
         {
@@ -100,7 +97,7 @@ public sealed class ReaperHost : IAsyncDisposable
         foreach (var route in routes.OrderBy(r => r.RouteId, StringComparer.Ordinal))
         {
             var policyName = route.Metadata?.GetValueOrDefault(ReaperSettings.PolicyMetadataKey);
-            var policy = settings.PolicyNamed(policyName);
+            var policy = settings.PolicyForRoute(route.RouteId, policyName);
             output.WriteLine($"route {route.RouteId} -> cluster {route.ClusterId}, policy {policyName ?? "(default)"}: {policy.Describe()}");
         }
 
@@ -147,15 +144,9 @@ public sealed class ReaperHost : IAsyncDisposable
 
         var configFile = commandLine.ConfigFile ?? builder.Configuration[$"{ReaperSettingsReader.SectionName}:ConfigFile"];
         var reporter = new ConfigReloadReporter();
+        IReadOnlyList<ConfigError> fileErrors = [];
         if (!string.IsNullOrWhiteSpace(configFile))
         {
-            var (_, _, fileErrors) = ConfigFileProvider.ReadAndValidate(configFile);
-            if (fileErrors.Count > 0)
-            {
-                errors = fileErrors.Select(e => $"{configFile}: {e}").ToList();
-                return null;
-            }
-
             // Over appsettings.json, under environment variables and the command line.
             var sources = builder.Configuration.Sources;
             var index = sources.Count;
@@ -168,7 +159,9 @@ public sealed class ReaperHost : IAsyncDisposable
                 }
             }
 
-            sources.Insert(index, new ConfigFileSource(configFile, reporter));
+            // The file's settings are judged below, with everything else, by the monitor: once per load.
+            sources.Insert(index, new ConfigFileSource(configFile, reporter) { JudgeSettingsOnFirstLoad = false });
+            fileErrors = reporter.Providers[^1].LoadErrors;
         }
 
         var overrides = new Dictionary<string, string?>();
@@ -184,13 +177,18 @@ public sealed class ReaperHost : IAsyncDisposable
 
         builder.Configuration.AddInMemoryCollection(overrides);
 
-        var settings = ReaperSettingsReader.Read(builder.Configuration, out var settingsErrors);
-        if (settingsErrors.Count > 0)
+        // The one judgement of the start-up load: the whole configuration, each problem named with its source.
+        var monitor = new ReaperSettingsMonitor(builder.Configuration, reporter);
+        if (monitor.LoadErrors.Count > 0 || fileErrors.Count > 0)
         {
-            errors = settingsErrors.Select(e => $"{SourceOf(builder.Configuration, e.Path, configFile)}: {e}").ToList();
+            monitor.Dispose();
+            errors = monitor.LoadErrors.Select(e => $"{SourceOf(builder.Configuration, e.Path, configFile)}: {e}")
+                .Concat(fileErrors.Select(e => $"{configFile}: {e}"))
+                .ToList();
             return null;
         }
 
+        var settings = monitor.Current;
         if (builder.Configuration[WebHostDefaults.ServerUrlsKey] is null && !builder.Configuration.GetSection("Kestrel:Endpoints").Exists())
         {
             builder.WebHost.UseUrls(DefaultUrls);
@@ -202,6 +200,7 @@ public sealed class ReaperHost : IAsyncDisposable
 
         ConfigureLogging(builder, settings.LogFormat);
         builder.Services.AddSingleton(reporter);
+        builder.Services.AddSingleton(_ => monitor);
         builder.Services.AddReaperProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"));
         configure?.Invoke(builder);
 

@@ -7,6 +7,8 @@ namespace ReaperProxy.Metrics;
 /// ReaperProxy's instruments (meter <c>ReaperProxy</c>). The names are a public contract: in
 /// Prometheus they read <c>reaper_connections_active</c>, <c>reaper_connections_reaped_total</c>,
 /// <c>reaper_pong_rtt_seconds_bucket</c>, … (see the README's metrics reference).
+/// Tag values arrive as plain strings (<c>client</c>, <c>backend</c>, <c>client_close</c>, …): the relay
+/// owns its vocabulary and names it; this layer never names the relay's types.
 /// </summary>
 internal sealed class ReaperMetrics
 {
@@ -69,13 +71,14 @@ internal sealed class ReaperMetrics
         _opened.Add(1, tags);
     }
 
-    public void Closed(string route, string cluster, string reasonTag, TimeSpan duration)
+    /// <summary><paramref name="reason"/>: why it ended, e.g. <c>client_close</c>, <c>backend_dead</c>, <c>idle_timeout</c>.</summary>
+    public void Closed(string route, string cluster, string reason, TimeSpan duration)
     {
         var tags = new TagList { { "route", route }, { "cluster", cluster } };
         _active.Add(-1, tags);
-        tags.Add("reason", reasonTag);
+        tags.Add("reason", reason);
         _closed.Add(1, tags);
-        _duration.Record(duration.TotalSeconds, new TagList { { "route", route }, { "reason", reasonTag } });
+        _duration.Record(duration.TotalSeconds, new TagList { { "route", route }, { "reason", reason } });
     }
 
     /// <summary><paramref name="leg"/>: <c>client</c>, <c>backend</c>, or <c>both</c> for an idle timeout (a connection-level decision).</summary>
@@ -89,8 +92,10 @@ internal sealed class ReaperMetrics
     public void Refused(string route, string cluster) =>
         _refused.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "reason", "limit" } });
 
+    /// <summary><paramref name="leg"/>: <c>client</c> or <c>backend</c>.</summary>
     public void PingSent(string route, string leg) => _pings.Add(1, new TagList { { "route", route }, { "leg", leg } });
 
+    /// <summary><paramref name="leg"/>: <c>client</c> or <c>backend</c>.</summary>
     public void PongRtt(string route, string leg, TimeSpan rtt) =>
         _rtt.Record(rtt.TotalSeconds, new TagList { { "route", route }, { "leg", leg } });
 }

@@ -1,4 +1,3 @@
-using ReaperProxy.Relay;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace ReaperProxy.Proxying;

@@ -4,7 +4,6 @@ using ReaperProxy.Admission;
 using ReaperProxy.Metrics;
 using ReaperProxy.Relay;
 using Yarp.ReverseProxy.Forwarder;
-using Yarp.ReverseProxy.Model;
 
 namespace ReaperProxy.Proxying;
 

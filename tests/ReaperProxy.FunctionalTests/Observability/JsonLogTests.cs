@@ -1,6 +1,5 @@
 using System.Text.Json;
 using ReaperProxy.FunctionalTests.Infrastructure;
-using ReaperProxy.FunctionalTests.Relay;
 using Xunit.Abstractions;
 
 namespace ReaperProxy.FunctionalTests.Observability;

@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json;
 using ReaperProxy.FunctionalTests.Infrastructure;
-using ReaperProxy.FunctionalTests.Relay;
 using Xunit.Abstractions;
 
 namespace ReaperProxy.FunctionalTests.Observability;

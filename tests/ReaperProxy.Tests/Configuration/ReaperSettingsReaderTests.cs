@@ -443,7 +443,7 @@ public class ReaperSettingsReaderTests
         var settings = Read($$"""{ "Reaper": { "MaxConnections": {{value}} } }""");
 
         Assert.Equal(expected, settings.MaxConnections);
-        Assert.Equal(expected ?? ReaperProxy.Admission.ConnectionLimiter.Automatic, settings.EffectiveMaxConnections);
+        Assert.Equal(expected ?? OpenFileLimit.AutomaticMaxConnections, settings.EffectiveMaxConnections);
     }
 
     [Theory]

@@ -1,4 +1,3 @@
-using ReaperProxy.Framing;
 using Xunit.Abstractions;
 
 namespace ReaperProxy.Tests.Framing;
@@ -62,9 +61,9 @@ public class InjectionAtBoundaryTests(ITestOutputHelper output)
     [Fact]
     public void Injections_at_random_moments_in_random_streams_never_land_inside_a_frame()
     {
-        const int iterations = 300;
+        const int Iterations = 300;
         var totalInjected = 0;
-        Seeded.Run(iterations, output, (random, _) =>
+        Seeded.Run(Iterations, output, (random, _) =>
         {
             var masked = random.Next(2) == 0;
             var marker = WireFrame.Ping(s_markerPayload, masked ? 0x0BADF00Du : null);
@@ -91,7 +90,7 @@ public class InjectionAtBoundaryTests(ITestOutputHelper output)
         });
 
         // The property means nothing if nothing was injected.
-        Assert.True(totalInjected > iterations, $"only {totalInjected} injections in {iterations} streams");
+        Assert.True(totalInjected > Iterations, $"only {totalInjected} injections in {Iterations} streams");
     }
 
     private static void AssertInputFramesWithMarkers(List<WireFrame> input, ScannerCaller caller, WireFrame marker, string context)

@@ -1,7 +1,6 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
-using ReaperProxy.Framing;
 using ReaperProxy.Relay;
 using ReaperProxy.Metrics;
 using ReaperProxy.Tests.Framing;

@@ -91,9 +91,9 @@ public class RelayConnectionBackendToClientTests(ITestOutputHelper output)
     [Fact]
     public async Task Pings_for_the_client_land_only_between_frames_whatever_the_chunking()
     {
-        const int iterations = 40;
+        const int Iterations = 40;
         var totalPings = 0;
-        await Seeded.RunAsync(iterations, output, async (random, _) =>
+        await Seeded.RunAsync(Iterations, output, async (random, _) =>
         {
             var frames = RandomFrames.Stream(random, masked: false, allowClose: false);
             var bytes = WireFrame.Concat(frames);
@@ -122,6 +122,6 @@ public class RelayConnectionBackendToClientTests(ITestOutputHelper output)
             totalPings += ours.Count;
         });
 
-        Assert.True(totalPings >= iterations / 2, $"only {totalPings} pings were injected in {iterations} streams");
+        Assert.True(totalPings >= Iterations / 2, $"only {totalPings} pings were injected in {Iterations} streams");
     }
 }

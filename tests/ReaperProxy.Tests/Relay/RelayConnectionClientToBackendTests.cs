@@ -81,9 +81,9 @@ public class RelayConnectionClientToBackendTests(ITestOutputHelper output)
     [Fact]
     public async Task Pings_for_the_backend_land_only_between_frames_whatever_the_segmenting()
     {
-        const int iterations = 40;
+        const int Iterations = 40;
         var totalPings = 0;
-        await Seeded.RunAsync(iterations, output, async (random, seed) =>
+        await Seeded.RunAsync(Iterations, output, async (random, seed) =>
         {
             var frames = RandomFrames.Stream(random, masked: true, allowClose: false);
             var bytes = WireFrame.Concat(frames);
@@ -113,7 +113,7 @@ public class RelayConnectionClientToBackendTests(ITestOutputHelper output)
             totalPings += ours.Count;
         });
 
-        Assert.True(totalPings >= iterations / 2, $"only {totalPings} pings were injected in {iterations} streams");
+        Assert.True(totalPings >= Iterations / 2, $"only {totalPings} pings were injected in {Iterations} streams");
     }
 
     // Parses what was forwarded so far; false while it ends inside a frame.

@@ -19,10 +19,10 @@ public class RelayConnectionDisposeTests
     {
         // Dispose's drain and the pending read's continuation race to take the inner result; repeat the
         // scenario so that an interleaving where both take it shows up on every run, not now and then.
-        using var settings = new ReaperSettingsMonitor(new ConfigurationBuilder().Build(), NullLogger<ReaperSettingsMonitor>.Instance);
+        using var settings = new ReaperSettingsMonitor(new ConfigurationBuilder().Build());
         var takenTwice = 0;
-        const int rounds = 100;
-        for (var round = 0; round < rounds; round++)
+        const int Rounds = 100;
+        for (var round = 0; round < Rounds; round++)
         {
             var inner = new OneShotReadStream();
             var relay = new RelayConnection(1, new DefaultHttpContext(), "route", "cluster", null, settings, TimeProvider.System, NullLogger.Instance);
@@ -42,7 +42,7 @@ public class RelayConnectionDisposeTests
             }
         }
 
-        Assert.True(takenTwice == 0, $"the inner read's result was taken more than once in {takenTwice} of {rounds} rounds");
+        Assert.True(takenTwice == 0, $"the inner read's result was taken more than once in {takenTwice} of {Rounds} rounds");
     }
 
     /// <summary>A stream whose one read is a ValueTask over a source that counts GetResult calls.</summary>

@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
 using ReaperProxy.Configuration;
@@ -15,7 +14,7 @@ namespace ReaperProxy.Tests.Relay;
 /// <summary>
 /// One <see cref="RelayConnection"/> attached to a <see cref="TestClientStream"/>, on a fake clock.
 /// The test plays three parts: the client (<see cref="Client"/>), the backend (what YARP writes into
-/// the relay with <see cref="FromBackendAsync"/> and what it reads out with <see cref="ToBackendAsync"/>),
+/// the relay with <see cref="FromBackendAsync(byte[])"/> and what it reads out with <see cref="ToBackendAsync()"/>),
 /// and the shared heartbeat (<see cref="AdvanceAndTick"/>).
 /// </summary>
 internal sealed class RelayHarness : IAsyncDisposable
@@ -44,7 +43,7 @@ internal sealed class RelayHarness : IAsyncDisposable
             ["Reaper:Heartbeat:CloseTimeout"] = "3s",
             ["Reaper:Heartbeat:IdleTimeout"] = idleTimeout,
         }).Build();
-        _settings = new ReaperSettingsMonitor(configuration, NullLogger<ReaperSettingsMonitor>.Instance);
+        _settings = new ReaperSettingsMonitor(configuration);
 
         // The monitor falls back to the defaults on invalid settings; make sure ours were taken.
         var policy = _settings.Current.DefaultPolicy;
