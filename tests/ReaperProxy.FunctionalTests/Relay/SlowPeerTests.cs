@@ -21,6 +21,9 @@ public sealed class SlowPeerFixture : IAsyncDisposable
     /// <summary>How long a live slow peer is watched: well over twice the deadline.</summary>
     public static readonly TimeSpan WatchFor = TimeSpan.FromSeconds(14);
 
+    /// <summary>How long the idle harness checks watch: the proxy pings an idle leg every PingInterval or so.</summary>
+    public static readonly TimeSpan IdleWatch = TimeSpan.FromSeconds(7);
+
     /// <summary>The policy's mode. The harness is checked by running the live-peer tests with "Off" (plain YARP), where they must pass.</summary>
     public const string Mode = "Enforce";
 
@@ -105,11 +108,10 @@ public sealed class SlowPeerFixture : IAsyncDisposable
 
     private static async Task<(TestProxy, RecordingLoggerProvider)> StartProxyAsync(ITestOutputHelper output, Uri backend, Heartbeat? heartbeat)
     {
-        var config = ProxyConfig.CatchAll(backend);
+        var config = ProxyConfig.CatchAll(backend).Set("Reaper:Heartbeat:Mode", Mode);
         if (heartbeat is not null)
         {
             config
-                .Set("Reaper:Heartbeat:Mode", Mode)
                 .Set("Reaper:Heartbeat:Legs", "Both")
                 .Set("Reaper:Heartbeat:PingInterval", Heartbeat.Format(heartbeat.PingInterval))
                 .Set("Reaper:Heartbeat:PongTimeout", Heartbeat.Format(heartbeat.PongTimeout))
@@ -136,6 +138,21 @@ public sealed class SlowPeerDownloadTests(ITestOutputHelper output)
     [Fact]
     public Task A_live_client_reading_64_messages_of_64_KiB_at_10_KiB_per_second_answers_the_pings_queued_behind_them_and_is_not_reaped() =>
         SlowDownloadLivesAsync(count: 64, size: 64 * 1024);
+
+    /// <summary>Harness check (passes on any relay that pings): the paced client answers pings, so an idle one lives.</summary>
+    [Fact]
+    public async Task An_idle_paced_client_answers_the_proxys_pings_and_is_not_reaped()
+    {
+        await using var fixture = await SlowPeerFixture.WithBulkSenderAsync(output, SlowPeerFixture.Policy);
+        await using var client = await PacedRawClient.ConnectAsync(fixture.Ws("/bulk?count=0&size=0"));
+        await fixture.Bulk.Accepted.WaitAsync(TimeSpan.FromSeconds(5));
+
+        var stop = await client.ReadAsync(Pace.TenKiBPerSecond, SlowPeerFixture.IdleWatch);
+        Assert.True(stop == PacedStop.DurationElapsed, $"the idle client's connection ended: {stop}; reaps: {fixture.Reaps()}");
+        Assert.True(client.Reader.PingsAnswered >= 2, $"the client must have answered the proxy's pings; it answered {client.Reader.PingsAnswered}");
+        Assert.Empty(fixture.Logs.WithEventId(2001));
+        Assert.False(fixture.Bulk.Outcome.IsCompleted, "the backend's WebSocket must still be open");
+    }
 
     private async Task SlowDownloadLivesAsync(int count, int size)
     {
@@ -177,6 +194,23 @@ public sealed class SlowPeerUploadTests(ITestOutputHelper output)
     [Fact]
     public Task A_live_backend_reading_64_uploaded_messages_of_64_KiB_at_10_KiB_per_second_is_not_reaped() =>
         SlowUploadLivesAsync(count: 64, size: 64 * 1024);
+
+    /// <summary>Harness check (passes on any relay that pings): the raw backend answers pings, so an idle one lives.</summary>
+    [Fact]
+    public async Task An_idle_raw_backend_answers_the_proxys_pings_and_is_not_reaped()
+    {
+        await using var fixture = await SlowPeerFixture.WithRawBackendAsync(output, new RawTcpBackendOptions(), SlowPeerFixture.Policy);
+        await using var client = await TestWebSocket.ConnectHttp1Async(fixture.Ws("/upload"));
+        var backend = await fixture.Raw.Accepted.WaitAsync(TimeSpan.FromSeconds(5));
+        var closed = client.Socket.ReceiveCloseAsync(SlowPeerFixture.IdleWatch + TimeSpan.FromSeconds(30));
+
+        await Task.WhenAny(closed, fixture.Raw.Ended, Task.Delay(SlowPeerFixture.IdleWatch));
+        Assert.Null(fixture.Raw.Fault);
+        Assert.False(closed.IsCompleted, $"the client must not be closed; it got {SlowPeerFixture.Describe(closed)}; reaps: {fixture.Reaps()}");
+        Assert.False(fixture.Raw.Ended.IsCompleted, $"the backend's connection must still be open, it ended: {SlowPeerFixture.Describe(fixture.Raw.Ended)}");
+        Assert.True(backend.PingsAnswered >= 2, $"the backend must have answered the proxy's pings; it answered {backend.PingsAnswered}");
+        Assert.Empty(fixture.Logs.WithEventId(2001));
+    }
 
     private async Task SlowUploadLivesAsync(int count, int size)
     {
@@ -264,7 +298,7 @@ public sealed class SlowPeerFrozenTests(ITestOutputHelper output)
 
         Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, backendOutcome.CloseStatus);
         Assert.Equal("client unresponsive", backendOutcome.CloseDescription);
-        Assert.InRange(elapsed, s_policy.PingInterval + s_policy.PongTimeout - s_earlyTolerance, bound);
+        AssertReapedInTime(elapsed, bound, "client");
         var reaped = Assert.Single(fixture.Logs.WithEventId(2001));
         Assert.Contains("client leg dead", reaped.Message);
 
@@ -299,7 +333,7 @@ public sealed class SlowPeerFrozenTests(ITestOutputHelper output)
 
         Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, status);
         Assert.Equal("backend unresponsive", description);
-        Assert.InRange(elapsed, s_policy.PingInterval + s_policy.PongTimeout - s_earlyTolerance, bound);
+        AssertReapedInTime(elapsed, bound, "backend");
         var reaped = Assert.Single(fixture.Logs.WithEventId(2001));
         Assert.Contains("backend leg dead", reaped.Message);
         Assert.Null(fixture.Raw.Fault);
@@ -308,6 +342,17 @@ public sealed class SlowPeerFrozenTests(ITestOutputHelper output)
         await client.DisposeAsync();
         await Task.WhenAny(sending, Task.Delay(TimeSpan.FromSeconds(2)));
         _ = sending.Exception;
+    }
+
+    // Dead only once it consumed nothing for PingInterval + PongTimeout: not earlier than that after its
+    // last read (less a tolerance for how lumpy progress looks), and within the deadline (plus slack and the
+    // time for the buffers toward it to fill).
+    private static void AssertReapedInTime(TimeSpan elapsed, TimeSpan bound, string leg)
+    {
+        var earliest = s_policy.PingInterval + s_policy.PongTimeout - s_earlyTolerance;
+        Assert.True(elapsed >= earliest,
+            $"the {leg} was reaped {elapsed.TotalSeconds:0.00} s after its last read, earlier than {earliest.TotalSeconds:0.00} s: it had still been consuming within PingInterval + PongTimeout");
+        Assert.True(elapsed <= bound, $"the {leg} was reaped {elapsed.TotalSeconds:0.00} s after its last read, later than {bound.TotalSeconds:0.00} s");
     }
 }
 
