@@ -10,7 +10,15 @@ namespace ReaperProxy.FunctionalTests.Relay;
 // long as it keeps consuming them, and dead only when it consumed nothing for PingInterval + PongTimeout
 // (+25% of the smaller). A ping queued behind data the peer is still slowly reading is not unanswered.
 //
-// The tests are split into classes so that xunit runs them concurrently (each reads for ~14 s).
+// The slow peers read through a 4 KiB socket receive buffer (8 KiB once Linux doubles it), so their TCP
+// window stays small. The proxy's own kernel send buffer toward them is autotuned up to tcp_wmem's maximum
+// (4 MB here; `ss -tmi` showed 2.7 MB not yet sent toward a 10 KiB/s client): a write into it returns long
+// before the peer read those bytes, and a write blocked on a full buffer is only woken once about a third
+// of it has drained. So how long one write takes, or whether a write returned, says little about whether
+// the peer is consuming; the tests judge by what the peer actually read.
+//
+// The tests are split into classes so that xunit runs them concurrently (each reads for ~14 s); with
+// xunit's default maxParallelThreads (the core count) two classes run at a time on a 2-core machine.
 
 /// <summary>The policy, the proxy and the backend the slow-peer tests share.</summary>
 public sealed class SlowPeerFixture : IAsyncDisposable
