@@ -370,10 +370,10 @@ public sealed class SlowPeerDefaultPolicyTests(ITestOutputHelper output)
     [Fact]
     public async Task Under_the_default_policy_a_1_MB_message_over_a_20_KiB_per_second_link_arrives_whole()
     {
-        const int size = 1024 * 1024;
+        const int Size = 1024 * 1024;
         var pace = Pace.TwentyKiBPerSecond;
         await using var fixture = await SlowPeerFixture.WithBulkSenderAsync(output, heartbeat: null);
-        await using var client = await PacedRawClient.ConnectAsync(fixture.Ws($"/bulk?count=1&size={size}&seed=7"), keepPayload: true);
+        await using var client = await PacedRawClient.ConnectAsync(fixture.Ws($"/bulk?count=1&Size={Size}&seed=7"), keepPayload: true);
         await fixture.Bulk.Accepted.WaitAsync(TimeSpan.FromSeconds(5));
 
         // About 51 s at 20 KiB/s, twice the default policy's 27.5 s deadline.
@@ -382,9 +382,9 @@ public sealed class SlowPeerDefaultPolicyTests(ITestOutputHelper output)
         output.WriteLine($"client read {client.Reader.DataBytes} payload bytes in {clock.Elapsed.TotalSeconds:0.0} s at {pace}, answered {client.Reader.PingsAnswered} pings; stopped: {stop}");
 
         Assert.True(stop == PacedStop.Messages,
-            $"the message must arrive whole; the client stopped with {stop} after {client.Reader.DataBytes} of {size} bytes" +
+            $"the message must arrive whole; the client stopped with {stop} after {client.Reader.DataBytes} of {Size} bytes" +
             (client.Reader.Close is { } close ? $" (Close {close.CloseCode} '{close.CloseReason}')" : string.Empty) + $"; reaps: {fixture.Reaps()}");
-        Assert.Equal(BulkSenderProbe.Payload(size, seed: 7), client.Reader.Payload());
+        Assert.Equal(BulkSenderProbe.Payload(Size, seed: 7), client.Reader.Payload());
         Assert.Null(client.Reader.Close);
         Assert.Empty(fixture.Logs.WithEventId(2001));
         Assert.False(fixture.Bulk.Outcome.IsCompleted, "the backend's WebSocket must still be open");
