@@ -54,7 +54,7 @@ internal sealed class ConnectionListEndpoint(ConnectionRegistry registry, TimePr
     }
 
     private static ConnectionLeg LegInfo(RelayConnection c, Leg leg, long now) =>
-        new(Math.Round(c.IdleFor(leg, now).TotalSeconds, 3), c.LastRtt(leg) is { } rtt ? Math.Round(rtt.TotalMilliseconds, 3) : null);
+        new(Math.Round(c.IdleFor(leg, now).TotalSeconds, 3), c.LastRtt(leg) is { } rtt ? Math.Round(rtt.TotalMilliseconds, 3) : null, c.ProgressSource(leg));
 }
 
 internal sealed record ConnectionList(int Total, int Returned, int Limit, IReadOnlyList<ConnectionInfo> Connections);
@@ -73,8 +73,8 @@ internal sealed record ConnectionInfo(
     ConnectionLeg Client,
     ConnectionLeg Backend);
 
-/// <summary>Per-leg view: seconds since the last byte from it, and the last ping round trip.</summary>
-internal sealed record ConnectionLeg(double IdleSeconds, double? LastRttMs);
+/// <summary>Per-leg view: seconds since the last byte from it, the last ping round trip, how its consumption is seen.</summary>
+internal sealed record ConnectionLeg(double IdleSeconds, double? LastRttMs, string Progress);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]
 [JsonSerializable(typeof(ConnectionList))]

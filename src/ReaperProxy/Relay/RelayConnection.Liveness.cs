@@ -9,11 +9,13 @@ namespace ReaperProxy.Relay;
 // the I/O paths only stamp timestamps (heard, pending, progress) and hand over pongs.
 //
 // A leg is dead when, and only when, one of these holds (README "The reaping deadline"):
-//  - pong_timeout: a ping went out to it, nothing at all came back since, and for PongTimeout it has
-//    consumed nothing either. A ping queued behind data the peer is still reading, slowly, is not
-//    unanswered yet: the clock runs from the later of the ping and the leg's last progress.
 //  - no_progress: bytes toward it have waited in a write for PingInterval + PongTimeout while it
-//    consumed nothing (a frozen process, a link gone dark mid-transfer).
+//    consumed nothing (a frozen process, a link gone dark mid-transfer). While such a write is under
+//    way this is the only judgement: a ping behind it cannot be answered before the peer reads it.
+//  - pong_timeout: no write toward it is under way, a ping went out to it, nothing at all came back
+//    since, and for PongTimeout it has consumed nothing either. A ping queued (in the kernel) behind
+//    data the peer is still reading, slowly, is not unanswered yet: the clock runs from the later of
+//    the ping and the leg's last progress.
 // "Consumed" is the kernel's acknowledged-bytes counter where the proxy can read it (TcpProgress),
 // else the completion of a write toward the leg. Slowness is never death: a write toward a slow
 // reader may last minutes as long as the reader keeps taking bytes.
@@ -31,6 +33,12 @@ internal sealed partial class RelayConnection
         var rtt = Volatile.Read(ref Of(leg).Rtt);
         return rtt < 0 ? null : _time.GetElapsedTime(0, rtt);
     }
+
+    /// <summary>
+    /// How the relay sees a leg consume: <c>kernel</c> (the socket's acknowledged-bytes counter) or
+    /// <c>writes</c> (completed writes toward it: coarser, see README "The reaping deadline").
+    /// </summary>
+    public string ProgressSource(Leg leg) => TcpProgress.Supported && Of(leg).Socket?.Socket is not null ? "kernel" : "writes";
 
     /// <summary>One heartbeat tick: pings, deadlines, reaping. Never blocks.</summary>
     public void OnTick(long now)
@@ -140,9 +148,11 @@ internal sealed partial class RelayConnection
             var progress = Volatile.Read(ref leg.LastProgress);
             var pingWindow = Ticks(policy.PingInterval);
             var pongWindow = Ticks(policy.PongTimeout);
-            verdict = pending != 0 && now - Math.Max(pending, progress) >= pingWindow + pongWindow ? "no_progress"
-                : leg.PingSentAt != 0 && now - Math.Max(leg.PingSentAt, progress) >= pongWindow ? "pong_timeout"
-                : null;
+            // While a write toward the leg is under way, its pong may be queued behind that write's
+            // bytes: the leg is judged on its consumption alone.
+            verdict = pending != 0
+                ? (now - Math.Max(pending, progress) >= pingWindow + pongWindow ? "no_progress" : null)
+                : (leg.PingSentAt != 0 && now - Math.Max(leg.PingSentAt, progress) >= pongWindow ? "pong_timeout" : null);
 
             if (verdict is null)
             {

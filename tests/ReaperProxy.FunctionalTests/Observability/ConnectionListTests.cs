@@ -33,7 +33,14 @@ public sealed class ConnectionListTests(ITestOutputHelper output)
             Assert.True(h1.GetProperty("ageSeconds").GetDouble() >= 0);
             Assert.True(h1.GetProperty("client").GetProperty("idleSeconds").GetDouble() >= 0);
             Assert.True(h1.GetProperty("backend").TryGetProperty("lastRttMs", out _));
-            Assert.Contains(connections, c => c.GetProperty("protocol").GetString() == "h2");
+
+            // Both legs' consumption is read from the kernel: Kestrel's socket toward the client, and the
+            // backend connection the upgrade request was written to (found through the connect callback).
+            Assert.Equal("kernel", h1.GetProperty("client").GetProperty("progress").GetString());
+            Assert.Equal("kernel", h1.GetProperty("backend").GetProperty("progress").GetString());
+            var h2 = connections.Single(c => c.GetProperty("protocol").GetString() == "h2");
+            Assert.Equal("kernel", h2.GetProperty("client").GetProperty("progress").GetString());
+            Assert.Equal("kernel", h2.GetProperty("backend").GetProperty("progress").GetString());
         }
 
         using (var limited = JsonDocument.Parse(await admin.GetStringAsync("connections?limit=1")))

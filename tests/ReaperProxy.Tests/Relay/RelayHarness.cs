@@ -141,6 +141,9 @@ internal sealed class RelayHarness : IAsyncDisposable
     /// <summary>Bounds an await on a pending relay call.</summary>
     public static Task<T> Guard<T>(Task<T> task) => task.WaitAsync(s_guard);
 
+    /// <summary>Bounds a wait on the relay (a relay that never answers fails the test instead of hanging it).</summary>
+    public static Task Guard(Task task) => task.WaitAsync(s_guard);
+
     /// <summary>The proxy's ping payload: 8-byte connection tag, then the 8-byte send timestamp.</summary>
     /// <summary>The proxy's ping payload: the leg's random tag, then the ping's sequence number on that leg.</summary>
     public static (ulong Tag, ulong Sequence) ReadPingPayload(byte[] payload)

@@ -19,6 +19,8 @@ internal sealed class TestClientStream : Stream
     private readonly Lock _gate = new();
     private readonly ArrayBufferWriter<byte> _toClient = new();
     private readonly Random? _segmenter;
+    private TaskCompletionSource? _writeGate;
+    private int _heldWrites;
     private int _readsInFlight;
 
     /// <param name="segmenter">When set, each read returns a random 1..1500 bytes of what is there, as TCP segments would.</param>
@@ -95,16 +97,61 @@ internal sealed class TestClientStream : Stream
         }
     }
 
+    /// <summary>From now on writes wait, as toward a client whose buffers are full, until <see cref="ReleaseWrites"/>.</summary>
+    public void HoldWrites()
+    {
+        lock (_gate)
+        {
+            _writeGate ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+    }
+
+    /// <summary>Lets held writes (and later ones) complete.</summary>
+    public void ReleaseWrites()
+    {
+        TaskCompletionSource? gate;
+        lock (_gate)
+        {
+            gate = _writeGate;
+            _writeGate = null;
+        }
+
+        gate?.TrySetResult();
+    }
+
+    /// <summary>Whether a write is waiting at the gate.</summary>
+    public bool WriteHeld => Volatile.Read(ref _heldWrites) > 0;
+
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
         lock (_gate)
         {
+            if (_writeGate is { } gate)
+            {
+                return WriteWhenReleasedAsync(gate, buffer, cancellationToken);
+            }
+
             _toClient.Write(buffer.Span);
             WriteCount++;
         }
 
         return ValueTask.CompletedTask;
+    }
+
+    private async ValueTask WriteWhenReleasedAsync(TaskCompletionSource gate, ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _heldWrites);
+        try
+        {
+            await gate.Task.WaitAsync(cancellationToken);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _heldWrites);
+        }
+
+        await WriteAsync(buffer, cancellationToken);
     }
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
