@@ -208,6 +208,7 @@ internal sealed partial class RelayConnection
         return AwaitWriteAsync(write);
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask AwaitWriteAsync(ValueTask write)
     {
         await write;
