@@ -1,6 +1,4 @@
 using System.Net.Sockets;
-using System.Security.Cryptography;
-using System.Text;
 
 namespace ReaperProxy.FunctionalTests.Infrastructure;
 
@@ -32,57 +30,9 @@ public sealed class PacedRawClient : IAsyncDisposable
     /// </summary>
     public static async Task<PacedRawClient> ConnectAsync(Uri uri, int receiveBufferSize = 4096, bool keepPayload = false, TimeSpan? timeout = null)
     {
-        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(10));
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        try
-        {
-            // Before connecting: the window scale is negotiated in the SYN.
-            socket.ReceiveBufferSize = receiveBufferSize;
-            await socket.ConnectAsync(uri.Host, uri.Port, cts.Token);
-            var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
-            var request = $"GET {uri.PathAndQuery} HTTP/1.1\r\nHost: {uri.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-                          $"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n";
-            await socket.SendAsync(Encoding.ASCII.GetBytes(request), SocketFlags.None, cts.Token);
-
-            // Headers only: read in small steps so that little of the stream after them is taken early.
-            var buffer = new byte[16 * 1024];
-            var filled = 0;
-            int headerEnd;
-            while ((headerEnd = buffer.AsSpan(0, filled).IndexOf("\r\n\r\n"u8)) < 0)
-            {
-                if (filled == buffer.Length)
-                {
-                    throw new IOException("upgrade response headers over 16 KiB");
-                }
-
-                var n = await socket.ReceiveAsync(buffer.AsMemory(filled, Math.Min(512, buffer.Length - filled)), SocketFlags.None, cts.Token);
-                if (n == 0)
-                {
-                    throw new IOException("the server closed the connection during the upgrade");
-                }
-
-                filled += n;
-            }
-
-            var head = Encoding.ASCII.GetString(buffer, 0, headerEnd);
-            if (!head.StartsWith("HTTP/1.1 101", StringComparison.Ordinal))
-            {
-                throw new IOException("upgrade refused: " + head);
-            }
-
-            var expected = Convert.ToBase64String(SHA1.HashData(Encoding.ASCII.GetBytes(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")));
-            if (!head.Contains(expected, StringComparison.Ordinal))
-            {
-                throw new IOException("bad Sec-WebSocket-Accept in: " + head);
-            }
-
-            return new PacedRawClient(socket, buffer.AsSpan(headerEnd + 4, filled - headerEnd - 4), keepPayload);
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
+        // Headers read in small steps, so that little of the stream after them is taken early.
+        var (socket, _, leftover) = await RawWebSocket.UpgradeAsync(uri, receiveBufferSize, readStep: 512, timeout);
+        return new PacedRawClient(socket, leftover, keepPayload);
     }
 
     /// <inheritdoc cref="PacedFrameReader.ReadAsync"/>

@@ -49,43 +49,73 @@ public sealed class RawWebSocket : IAsyncDisposable
     /// <summary>Completes an HTTP/1.1 upgrade to <paramref name="uri"/> (ws://host:port/path).</summary>
     public static async Task<RawWebSocket> ConnectAsync(Uri uri, TimeSpan? timeout = null)
     {
+        var (socket, head, leftover) = await UpgradeAsync(uri, receiveBufferSize: null, readStep: 16 * 1024, timeout);
+        return new RawWebSocket(socket, 0, leftover.Length, leftover) { HandshakeResponse = head };
+    }
+
+    /// <summary>
+    /// Opens a TCP connection and completes an HTTP/1.1 WebSocket upgrade by hand, checking
+    /// <c>Sec-WebSocket-Accept</c>. Returns the socket, the response headers and the bytes read past them.
+    /// </summary>
+    /// <param name="uri">ws://host:port/path.</param>
+    /// <param name="receiveBufferSize">SO_RCVBUF, set before connecting (the window scale is negotiated in the SYN).</param>
+    /// <param name="readStep">The most read at once while looking for the end of the headers.</param>
+    /// <param name="timeout">For the whole upgrade (default 10 s).</param>
+    public static async Task<(Socket Socket, string Head, byte[] Leftover)> UpgradeAsync(Uri uri, int? receiveBufferSize, int readStep, TimeSpan? timeout)
+    {
         using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(10));
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        await socket.ConnectAsync(uri.Host, uri.Port, cts.Token);
-        var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
-        var request = $"GET {uri.PathAndQuery} HTTP/1.1\r\nHost: {uri.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-                      $"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n";
-        await socket.SendAsync(Encoding.ASCII.GetBytes(request), SocketFlags.None, cts.Token);
-
-        var buffer = new byte[16 * 1024];
-        var filled = 0;
-        int headerEnd;
-        while ((headerEnd = buffer.AsSpan(0, filled).IndexOf("\r\n\r\n"u8)) < 0)
+        try
         {
-            var n = await socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, cts.Token);
-            if (n == 0)
+            if (receiveBufferSize is { } size)
             {
-                throw new IOException("the server closed the connection during the upgrade");
+                socket.ReceiveBufferSize = size;
             }
 
-            filled += n;
-        }
+            await socket.ConnectAsync(uri.Host, uri.Port, cts.Token);
+            var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
+            var request = $"GET {uri.PathAndQuery} HTTP/1.1\r\nHost: {uri.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+                          $"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n";
+            await socket.SendAsync(Encoding.ASCII.GetBytes(request), SocketFlags.None, cts.Token);
 
-        var head = Encoding.ASCII.GetString(buffer, 0, headerEnd);
-        if (!head.StartsWith("HTTP/1.1 101", StringComparison.Ordinal))
+            var buffer = new byte[16 * 1024];
+            var filled = 0;
+            int headerEnd;
+            while ((headerEnd = buffer.AsSpan(0, filled).IndexOf("\r\n\r\n"u8)) < 0)
+            {
+                if (filled == buffer.Length)
+                {
+                    throw new IOException("upgrade response headers over 16 KiB");
+                }
+
+                var n = await socket.ReceiveAsync(buffer.AsMemory(filled, Math.Min(readStep, buffer.Length - filled)), SocketFlags.None, cts.Token);
+                if (n == 0)
+                {
+                    throw new IOException("the server closed the connection during the upgrade");
+                }
+
+                filled += n;
+            }
+
+            var head = Encoding.ASCII.GetString(buffer, 0, headerEnd);
+            if (!head.StartsWith("HTTP/1.1 101", StringComparison.Ordinal))
+            {
+                throw new IOException("upgrade refused: " + head);
+            }
+
+            var expected = Convert.ToBase64String(SHA1.HashData(Encoding.ASCII.GetBytes(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")));
+            if (!head.Contains(expected, StringComparison.Ordinal))
+            {
+                throw new IOException("bad Sec-WebSocket-Accept in: " + head);
+            }
+
+            return (socket, head, buffer[(headerEnd + 4)..filled]);
+        }
+        catch
         {
             socket.Dispose();
-            throw new IOException("upgrade refused: " + head);
+            throw;
         }
-
-        var expected = Convert.ToBase64String(SHA1.HashData(Encoding.ASCII.GetBytes(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")));
-        if (!head.Contains(expected, StringComparison.Ordinal))
-        {
-            socket.Dispose();
-            throw new IOException("bad Sec-WebSocket-Accept in: " + head);
-        }
-
-        return new RawWebSocket(socket, headerEnd + 4, filled, buffer) { HandshakeResponse = head };
     }
 
     /// <summary>Encodes one frame (masked as a client must, unless told otherwise).</summary>
