@@ -140,7 +140,16 @@ run_round() {
   done
   log "round $round: ${#pids[@]} connections for ${DURATION}s: $*"
   for pid in "${pids[@]}"; do wait "$pid" || true; done
-  sleep 3 # the slow backend writes its line when its own (2 s longer) duration ends
+  # The slow backend writes its line for a connection when it ends (at the latest its own duration,
+  # 2 s longer than the client's): wait for every upload's line, bounded.
+  for _ in $(seq 60); do
+    local missing=0
+    for entry in "$@"; do
+      case $entry in upload:*) grep -q "\"id\":\"r${round}-upload-${entry#upload:}-" "$WORK/slow-backend.jsonl" || missing=1 ;; esac
+    done
+    [ "$missing" = 0 ] && break
+    sleep 0.25
+  done
   local reaped1; reaped1=$(metric_sum "$ADMIN_PORT" '^reaper_connections_reaped_total')
   python3 - "$WORK" "$round" "$RESULTS" "$((reaped1 - reaped0))" <<'PY'
 import glob, json, os, sys
