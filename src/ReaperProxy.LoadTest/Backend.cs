@@ -11,10 +11,15 @@ namespace ReaperProxy.LoadTest;
 /// The backend for the load tests: Kestrel, one WebSocket endpoint that echoes each message as one frame
 /// and otherwise keeps a receive pending (so it answers the proxy's pings). Its per-connection buffer
 /// starts at 1 KiB and grows to the largest message seen, so 9,000 idle connections cost it little.
+/// <c>/bulk?size=N[&amp;frame=F]</c> sends one binary message of N bytes as fast as the connection takes it
+/// (one frame, or frames of F bytes), for the slow-reader measurements.
 /// </summary>
 internal static class Backend
 {
     private const int MaxMessage = 16 * 1024 * 1024;
+    private const int MaxBulk = 1 << 30;
+    private static readonly Lock s_zerosGate = new();
+    private static byte[] s_zeros = [];
     private static long s_open;
     private static long s_accepted;
     private static long s_messages;
@@ -56,10 +61,90 @@ internal static class Backend
             }
         });
 
+        app.Map("/bulk", async context =>
+        {
+            if (!context.WebSockets.IsWebSocketRequest ||
+                !int.TryParse(context.Request.Query["size"], out var size) || size < 1 || size > MaxBulk)
+            {
+                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                return;
+            }
+
+            var frame = int.TryParse(context.Request.Query["frame"], out var f) && f > 0 && f < size ? f : size;
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            Interlocked.Increment(ref s_accepted);
+            Interlocked.Increment(ref s_open);
+            try
+            {
+                await BulkAsync(socket, size, frame, context.RequestAborted);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref s_open);
+            }
+        });
+
         await app.StartAsync();
         Console.Error.WriteLine($"backend listening on {string.Join(", ", app.Urls)} (WebSocket echo at /ws)");
         await app.WaitForShutdownAsync();
         return 0;
+    }
+
+    // Sends SIZE bytes in frames of FRAME bytes (all of them at once when FRAME == SIZE) while a receive
+    // is pending, so pings are answered and a Close ends it.
+    private static async Task BulkAsync(WebSocket socket, int size, int frame, CancellationToken cancellationToken)
+    {
+        byte[] zeros;
+        lock (s_zerosGate)
+        {
+            if (s_zeros.Length < frame)
+            {
+                s_zeros = new byte[frame];
+            }
+
+            zeros = s_zeros;
+        }
+
+        using var done = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var receive = Task.Run(async () =>
+        {
+            var scratch = new byte[1024];
+            while (true)
+            {
+                var result = await socket.ReceiveAsync(scratch.AsMemory(), done.Token);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    return;
+                }
+            }
+        }, CancellationToken.None);
+        try
+        {
+            for (var sent = 0; sent < size && !receive.IsCompleted;)
+            {
+                var length = Math.Min(frame, size - sent);
+                sent += length;
+                await socket.SendAsync(zeros.AsMemory(0, length), WebSocketMessageType.Binary, endOfMessage: sent == size, done.Token);
+            }
+
+            await receive;
+        }
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
+        {
+            // The peer went away, or was cut by the proxy.
+        }
+        finally
+        {
+            await done.CancelAsync();
+            try
+            {
+                await receive;
+            }
+            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
+            {
+                // Ended with the connection.
+            }
+        }
     }
 
     private static async Task EchoAsync(WebSocket socket, CancellationToken cancellationToken)

@@ -11,7 +11,9 @@ internal static class Cli
 
           backend --urls URLS
               A minimal Kestrel WebSocket app: /ws echoes every message back as one frame (a receive is
-              always pending, so it answers pings); /stats gives open/accepted counts. Runs until SIGTERM.
+              always pending, so it answers pings); /bulk?size=N[&frame=F] sends one binary message of N
+              bytes as fast as it is taken (one frame, or frames of F bytes); /stats gives open/accepted
+              counts. Runs until SIGTERM.
 
           idle --target ws://HOST:PORT/ws --count N [--source 127.0.0.2] [--duration 120s]
                [--connect-concurrency 50] [--connect-timeout 60s] [--ready-file FILE]
@@ -24,6 +26,22 @@ internal static class Cli
               K connections, each a closed loop: send one binary message of BYTES, wait for its echo.
               Reports messages/s and round-trip percentiles over DURATION (after WARMUP), and for each
               watched process its CPU (utime+stime, /proc) over that window, per message too.
+
+          slow-reader --url ws://HOST:PORT/PATH --rate BYTES_PER_S [--step BYTES] [--rcvbuf BYTES]
+               [--duration 30s] [--direction download|upload] [--size BYTES] [--id ID]
+              One WebSocket over a raw socket (handshake by hand) whose peer consumes slowly. download:
+              this client takes STEP bytes at RATE from PATH (the backend's /bulk, asked for SIZE bytes,
+              default rate*duration*2 + 48 MiB), SO_RCVBUF RCVBUF set before connect (default: not set),
+              answering pings with masked pongs. upload: this client sends one SIZE-byte frame as fast as
+              it is taken, to a slow-backend told rate, step and duration in the query. Reports whether the
+              connection lasted DURATION, how it ended (Close code and reason, end of stream, reset, the
+              peer's FIN seen in TCP_INFO), and how far apart the kernel's receive counter moved.
+
+          slow-backend [--listen 127.0.0.1:15290] [--rcvbuf BYTES]
+              A raw WebSocket backend (101 by hand) that reads each connection at the rate, step and
+              duration its query asks for (?rate=&step=&duration=&id=), answers pings with unmasked pongs,
+              and prints one JSON line per connection when it ends. RCVBUF is set on the listening socket.
+              Runs until SIGTERM.
 
           runtime-stats --pid PID [--seconds 3] [--induce-gc]
               Reads another .NET process's System.Runtime counters over EventPipe and, with --induce-gc,
@@ -60,6 +78,8 @@ internal static class Cli
                 "backend" => await Backend.RunAsync(options),
                 "idle" => await IdleClient.RunAsync(options),
                 "echo" => await EchoClient.RunAsync(options),
+                "slow-reader" => await SlowReader.RunAsync(options),
+                "slow-backend" => await SlowBackend.RunAsync(options),
                 "runtime-stats" => await RuntimeStats.RunAsync(options),
                 "heap-dump" => await HeapDump.RunAsync(options),
                 _ => UnknownCommand(args[0]),

@@ -7,4 +7,5 @@ namespace ReaperProxy.LoadTest;
 [JsonSerializable(typeof(EchoResult))]
 [JsonSerializable(typeof(RuntimeStatsResult))]
 [JsonSerializable(typeof(BackendStats))]
+[JsonSerializable(typeof(SlowReaderResult))]
 internal sealed partial class JsonContext : JsonSerializerContext;
