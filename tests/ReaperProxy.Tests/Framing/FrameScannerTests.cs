@@ -206,12 +206,28 @@ public class FrameScannerTests(ITestOutputHelper output)
         Assert.False(scanner.AtBoundary);
         Assert.Equal(1000 - 496, scanner.PayloadRemaining);
         Assert.True(scanner.SawData);
+        scanner.SawData = false;
 
         stop = scanner.Scan(frame.AsSpan(500), 0, stopAtBoundary: true, out run, out _, out _);
 
         Assert.Equal(ScanStop.Boundary, stop);
         Assert.Equal(frame.Length - 500, run);
         Assert.True(scanner.AtBoundary);
+
+        // Payload bytes alone are data too: a long frame that is still streaming is not idle.
+        Assert.True(scanner.SawData);
+    }
+
+    [Fact]
+    public void Control_frames_are_not_data()
+    {
+        var scanner = new FrameScanner();
+        var ping = WireFrame.Ping([1, 2, 3]).ToBytes();
+
+        var stop = scanner.Scan(ping, 0, stopAtBoundary: false, out _, out _, out _);
+
+        Assert.Equal(ScanStop.Control, stop);
+        Assert.False(scanner.SawData);
     }
 
     [Fact]
