@@ -20,17 +20,19 @@ public partial class LayeringTests
     [MemberData(nameof(LowerLayers))]
     public void A_lower_layer_names_no_type_of_a_higher_one(string layer)
     {
-        var folder = Path.Combine(RepositoryRoot(), "src", "ReaperProxy", layer);
-        var files = Directory.GetFiles(folder, "*.cs");
-        Assert.NotEmpty(files);
-
-        var offences = (
-            from file in files
-            from line in File.ReadLines(file).Select((text, index) => (text, number: index + 1))
-            from Match match in HigherLayerReference().Matches(line.text)
-            select $"{Path.GetFileName(file)}:{line.number}: {match.Value}").ToList();
-
+        var offences = Offences(layer, HigherLayerReference());
         Assert.True(offences.Count == 0, $"src/ReaperProxy/{layer} names higher layers:\n" + string.Join('\n', offences));
+    }
+
+    // The relay itself is below the YARP hook, admission, the admin listener and the host.
+    [GeneratedRegex(@"\bReaperProxy\.(?:Proxying|Admission|Admin|Hosting)\b|\b(?:Proxying|Admission|Admin|Hosting)\.[A-Z]\w*")]
+    private static partial Regex AboveTheRelay();
+
+    [Fact]
+    public void The_relay_names_nothing_that_uses_it()
+    {
+        var offences = Offences("Relay", AboveTheRelay());
+        Assert.True(offences.Count == 0, "src/ReaperProxy/Relay names the layers above it:\n" + string.Join('\n', offences));
     }
 
     [Fact]
@@ -40,6 +42,18 @@ public partial class LayeringTests
         Assert.Matches(HigherLayerReference(), "MaxConnections ?? Admission.ConnectionLimiter.Automatic;");
         Assert.DoesNotMatch(HigherLayerReference(), "public string AdminUrls { get; }");
         Assert.DoesNotMatch(HigherLayerReference(), "// the relay. It");
+    }
+
+    // Every line of src/ReaperProxy/{folder}/*.cs the pattern matches, as "file:line: match".
+    private static List<string> Offences(string folder, Regex pattern)
+    {
+        var files = Directory.GetFiles(Path.Combine(RepositoryRoot(), "src", "ReaperProxy", folder), "*.cs");
+        Assert.NotEmpty(files);
+        return (
+            from file in files
+            from line in File.ReadLines(file).Select((text, index) => (text, number: index + 1))
+            from Match match in pattern.Matches(line.text)
+            select $"{Path.GetFileName(file)}:{line.number}: {match.Value}").ToList();
     }
 
     private static string RepositoryRoot()
