@@ -42,6 +42,31 @@ public sealed class RunningProcessTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task A_default_start_in_a_container_logs_no_warnings_and_writes_nothing_to_its_home()
+    {
+        // As in the official .NET images: DOTNET_RUNNING_IN_CONTAINER=true makes ASP.NET Core warn about a
+        // DataProtection key ring stored in the (ephemeral) home directory, if anything creates one there.
+        var home = Directory.CreateDirectory(Path.Combine(_dir.FullName, "home"));
+        var file = Write(ProxyConfig.CatchAll(new Uri("http://127.0.0.1:9/")).ToJson());
+        await using var process = await ProxyProcess.StartAsync(file, environment: new Dictionary<string, string>
+        {
+            ["HOME"] = home.FullName,
+            ["DOTNET_RUNNING_IN_CONTAINER"] = "true",
+        });
+        using var admin = TestClients.Http1(process.AdminUri);
+        Assert.Equal("ready\n", await admin.GetStringAsync("/readyz"));
+
+        var result = await process.StopAsync();
+
+        output.WriteLine(result.ToString());
+        Assert.Equal(0, result.ExitCode);
+        var logged = (result.StandardOutput + result.StandardError).Split('\n');
+        Assert.DoesNotContain(logged, l => l.Contains(" warn: ", StringComparison.Ordinal) || l.Contains(" fail: ", StringComparison.Ordinal) || l.Contains(" crit: ", StringComparison.Ordinal));
+        Assert.DoesNotContain("DataProtection", result.StandardOutput + result.StandardError, StringComparison.Ordinal);
+        Assert.Empty(home.EnumerateFileSystemInfos());
+    }
+
+    [Fact]
     public async Task A_running_process_rejects_a_bad_file_keeps_serving_and_applies_a_later_good_one()
     {
         await using var backend = await TestBackend.StartAsync(new() { Output = output });

@@ -194,14 +194,24 @@ public sealed class ReaperHost : IAsyncDisposable
             builder.WebHost.UseUrls(DefaultUrls);
         }
 
-        // A proxy needs no persistent key ring (it would be written to a home directory that containers
-        // often mount read-only); YARP's session-affinity cookies are protected with in-memory keys.
-        builder.Services.AddDataProtection().UseEphemeralDataProtectionProvider();
-
         ConfigureLogging(builder, settings.LogFormat);
         builder.Services.AddSingleton(reporter);
         builder.Services.AddSingleton(_ => monitor);
         builder.Services.AddReaperProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"));
+
+        // A proxy needs no persistent key ring (it would be written to a home directory that containers
+        // often mount read-only); YARP's session-affinity cookies are protected with in-memory keys.
+        // AddDataProtection (which YARP's AddReverseProxy calls too) also registers a hosted service that
+        // loads the persistent key ring at start, although the ephemeral provider never reads it: it would
+        // write a key under ~/.aspnet and warn that the key is not persisted, or not encrypted. Drop it
+        // (after AddReaperProxy, which would add it back).
+        builder.Services.AddDataProtection().UseEphemeralDataProtectionProvider();
+        var dataProtection = typeof(EphemeralDataProtectionProvider).Assembly;
+        foreach (var preload in builder.Services.Where(d => d.ServiceType == typeof(IHostedService) && d.ImplementationType?.Assembly == dataProtection).ToList())
+        {
+            builder.Services.Remove(preload);
+        }
+
         configure?.Invoke(builder);
 
         var app = builder.Build();

@@ -40,7 +40,7 @@ public sealed class ProxyProcess : IAsyncDisposable
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly TaskCompletionSource<string> _banner = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private ProxyProcess(IEnumerable<string> args)
+    private ProxyProcess(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo(DotnetPath())
         {
@@ -67,6 +67,11 @@ public sealed class ProxyProcess : IAsyncDisposable
             {
                 start.Environment.Remove(name);
             }
+        }
+
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
         }
 
         _process = new Process { StartInfo = start, EnableRaisingEvents = true };
@@ -130,11 +135,13 @@ public sealed class ProxyProcess : IAsyncDisposable
     /// <summary>
     /// Starts ReaperProxy on <paramref name="configFile"/> with public and admin listeners on 127.0.0.1 port 0
     /// and waits until it reports its addresses; fails with its output if it exits or hangs instead.
+    /// <paramref name="environment"/> adds to (or overrides) the environment the child inherits.
     /// </summary>
-    public static async Task<ProxyProcess> StartAsync(string configFile, IEnumerable<string>? extraArgs = null, TimeSpan? timeout = null)
+    public static async Task<ProxyProcess> StartAsync(
+        string configFile, IEnumerable<string>? extraArgs = null, TimeSpan? timeout = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var process = new ProxyProcess(
-            ["--config", configFile, "--urls", "http://127.0.0.1:0", "--admin-urls", "http://127.0.0.1:0", .. extraArgs ?? []]);
+            ["--config", configFile, "--urls", "http://127.0.0.1:0", "--admin-urls", "http://127.0.0.1:0", .. extraArgs ?? []], environment);
         try
         {
             var banner = await process._banner.Task.WaitAsync(timeout ?? DefaultTimeout);
