@@ -21,7 +21,7 @@ internal static class ExternalTool
     }
 
     /// <summary>The full path of a tool on PATH; fails the test with how to install it when missing.</summary>
-    public static string Require(string tool)
+    public static string Require(string tool, string debianPackage = "prometheus")
     {
         foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(Path.PathSeparator))
         {
@@ -32,7 +32,7 @@ internal static class ExternalTool
             }
         }
 
-        throw new InvalidOperationException($"'{tool}' is not on PATH. Install Debian's 'prometheus' package (apt-get install prometheus); .ci/run does.");
+        throw new InvalidOperationException($"'{tool}' is not on PATH. Install Debian's '{debianPackage}' package (apt-get install {debianPackage}); .ci/run does.");
     }
 
     public static int FreeLoopbackPort()
