@@ -239,9 +239,9 @@ internal sealed partial class RelayConnection
 
             var stop = _c2b.Scan(data, pos, stopAtBoundary: false, out var run, out var control, out var error);
             pos += run;
-            if (_c2b.SawData)
+            if (run > 0)
             {
-                _c2b.SawData = false;
+                // Data-frame bytes went by (see FrameScanner.Scan).
                 Volatile.Write(ref _lastData, now);
             }
 
