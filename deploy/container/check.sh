@@ -24,7 +24,8 @@ dockerfile_utils_version=0.16.3
 build_within=900      # seconds for one image build (the first restore downloads packages)
 ready_within=60       # seconds for the proxy to answer /readyz
 stop_timeout=30       # podman stop -t: SIGTERM, then SIGKILL after this many seconds
-stopped_within=15     # seconds the proxy may take to exit after SIGTERM (its CloseTimeout is 5 s)
+stopped_within=20     # seconds the proxy may take to exit after SIGTERM (demo.json: Drain:Period 10 s default,
+                      # CloseTimeout 5 s: its own bound is 15 s plus a margin)
 
 need() { # tool, Debian package
     if ! command -v "$1" >/dev/null 2>&1; then

@@ -121,7 +121,19 @@ public sealed class ProcessStartupTests : IDisposable
         Assert.Contains(lines, l => l.StartsWith("route chat -> cluster backend, policy chat: Mode=Enforce Legs=Both PingInterval=5s PongTimeout=2s", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.StartsWith("route old -> cluster backend, policy legacy: Mode=Off", StringComparison.Ordinal));
         Assert.Equal(3, lines.Count(l => l.StartsWith("route ", StringComparison.Ordinal)));
+        Assert.Contains("shutdown drain (Reaper:Drain:Period): Close 1001 spread over 10s; the last closing handshake ends within 15s (Period + the longest CloseTimeout), the process exits by 18s", lines);
         Assert.Equal(string.Empty, result.StandardError);
+    }
+
+    [Fact]
+    public async Task Check_config_shows_a_drain_that_closes_everything_at_once()
+    {
+        var file = Write("nodrain.json", GoodConfig().Set("Reaper:Drain:Period", "0").ToJson());
+
+        var result = await ProxyProcess.RunAsync(["--check-config", file]);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("shutdown drain (Reaper:Drain:Period): 0, every WebSocket closed at once; the last closing handshake ends within 5s", result.StandardOutput, StringComparison.Ordinal);
     }
 
     [Fact]

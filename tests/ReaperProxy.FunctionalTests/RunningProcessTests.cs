@@ -42,6 +42,86 @@ public sealed class RunningProcessTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task SIGTERM_drains_WebSockets_with_1001_spread_over_the_period_and_the_process_exits_0_in_time()
+    {
+        var period = TimeSpan.FromSeconds(2);
+        var closeTimeout = TimeSpan.FromSeconds(1);
+        await using var backend = await TestBackend.StartAsync(new() { Output = output });
+        var file = Write(ProxyConfig.CatchAll(backend.BaseUri)
+            .Set("Reaper:Drain:Period", "2s").Set("Reaper:Heartbeat:CloseTimeout", "1s").ToJson());
+        await using var process = await ProxyProcess.StartAsync(file);
+        var uri = new UriBuilder(new Uri(process.PublicUri, "/echo")) { Scheme = "ws" }.Uri;
+        var sockets = new List<System.Net.WebSockets.ClientWebSocket>();
+        for (var i = 0; i < 6; i++)
+        {
+            var socket = new System.Net.WebSockets.ClientWebSocket();
+            await socket.ConnectAsync(uri, CancellationToken.None);
+            sockets.Add(socket);
+        }
+
+        await Eventually.UntilAsync(() => backend.OpenWebSockets == sockets.Count, "every backend WebSocket open", TimeSpan.FromSeconds(5));
+        var clock = Stopwatch.StartNew();
+
+        // Live clients: each answers the proxy's Close, as a browser does.
+        var closes = sockets.Select(async socket =>
+        {
+            var buffer = new byte[256];
+            var result = await socket.ReceiveAsync(buffer, CancellationToken.None);
+            var at = clock.Elapsed;
+            await socket.CloseOutputAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
+            return (result.CloseStatus, result.CloseStatusDescription, At: at);
+        }).ToList();
+        var stop = process.StopAsync(TimeSpan.FromSeconds(30));
+
+        var results = await Task.WhenAll(closes).WaitAsync(period + closeTimeout + TimeSpan.FromSeconds(5));
+        var result = await stop;
+
+        output.WriteLine(result.ToString());
+        output.WriteLine("close times: " + string.Join(", ", results.Select(r => $"{r.At.TotalMilliseconds:0}ms")));
+        Assert.All(results, r =>
+        {
+            Assert.Equal(System.Net.WebSockets.WebSocketCloseStatus.EndpointUnavailable, r.CloseStatus);
+            Assert.Equal("proxy shutting down", r.CloseStatusDescription);
+        });
+        var times = results.Select(r => r.At).Order().ToList();
+        Assert.True(times[^1] - times[0] >= period / 2, "the closes must be spread over Reaper:Drain:Period");
+        Assert.False(result.TimedOut, result.ToString());
+        Assert.Equal(0, result.ExitCode);
+        Assert.InRange(clock.Elapsed, period * 0.6, period + closeTimeout + TimeSpan.FromSeconds(3) + TimeSpan.FromSeconds(2));
+        Assert.Contains("closing 6 WebSocket(s) with Close 1001 and ending 0 pass-through one(s), spread over 2s", result.StandardOutput, StringComparison.Ordinal);
+        await Eventually.UntilAsync(() => backend.OpenWebSockets == 0, "every backend WebSocket closed", TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task A_second_SIGTERM_ends_a_long_drain_at_once()
+    {
+        await using var backend = await TestBackend.StartAsync(new() { Output = output });
+        var file = Write(ProxyConfig.CatchAll(backend.BaseUri).Set("Reaper:Drain:Period", "60s").ToJson());
+        await using var process = await ProxyProcess.StartAsync(file);
+        var uri = new UriBuilder(new Uri(process.PublicUri, "/echo")) { Scheme = "ws" }.Uri;
+        var sockets = new List<System.Net.WebSockets.ClientWebSocket>();
+        for (var i = 0; i < 3; i++)
+        {
+            var socket = new System.Net.WebSockets.ClientWebSocket();
+            await socket.ConnectAsync(uri, CancellationToken.None);
+            sockets.Add(socket);
+        }
+
+        await Eventually.UntilAsync(() => backend.OpenWebSockets == sockets.Count, "every backend WebSocket open", TimeSpan.FromSeconds(5));
+        var clock = Stopwatch.StartNew();
+        process.SendSigterm();
+        await Task.Delay(500);
+        Assert.False(process.HasExited, "a 60 s drain is still under way after one SIGTERM");
+
+        var result = await process.StopAsync(TimeSpan.FromSeconds(20));
+
+        output.WriteLine(result.ToString());
+        Assert.False(result.TimedOut, result.ToString());
+        Assert.Equal(0, result.ExitCode);
+        Assert.InRange(clock.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(8));
+    }
+
+    [Fact]
     public async Task A_default_start_in_a_container_logs_no_warnings_and_writes_nothing_to_its_home()
     {
         // As in the official .NET images: DOTNET_RUNNING_IN_CONTAINER=true makes ASP.NET Core warn about a

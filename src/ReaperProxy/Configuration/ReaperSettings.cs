@@ -19,7 +19,14 @@ public sealed class ReaperSettings
         new Dictionary<string, HeartbeatPolicy>(StringComparer.OrdinalIgnoreCase),
         new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase),
         LogFormat.Simple,
-        maxConnections: null);
+        maxConnections: null,
+        DefaultDrainPeriod);
+
+    /// <summary>The default <see cref="DrainPeriod"/>: sized for a rolling update.</summary>
+    public static readonly TimeSpan DefaultDrainPeriod = TimeSpan.FromSeconds(10);
+
+    /// <summary>The longest <see cref="DrainPeriod"/> accepted.</summary>
+    public static readonly TimeSpan MaxDrainPeriod = TimeSpan.FromHours(1);
 
     /// <summary>Creates a snapshot.</summary>
     public ReaperSettings(
@@ -28,8 +35,10 @@ public sealed class ReaperSettings
         IReadOnlyDictionary<string, HeartbeatPolicy> policies,
         IReadOnlyDictionary<string, string?> routePolicies,
         LogFormat logFormat,
-        int? maxConnections)
+        int? maxConnections,
+        TimeSpan drainPeriod)
     {
+        DrainPeriod = drainPeriod;
         MaxConnections = maxConnections;
         AdminUrls = adminUrls;
         DefaultPolicy = defaultPolicy;
@@ -37,6 +46,16 @@ public sealed class ReaperSettings
         RoutePolicies = routePolicies;
         LogFormat = logFormat;
     }
+
+    /// <summary>
+    /// <c>Reaper:Drain:Period</c>: on shutdown, the WebSockets still open get their Close 1001 spread
+    /// evenly over this long, so their clients do not all reconnect in the same instant. Zero closes all
+    /// at once. Default 10 s.
+    /// </summary>
+    public TimeSpan DrainPeriod { get; }
+
+    /// <summary>The longest CloseTimeout of any policy: how long the last closing handshake of a drain may take.</summary>
+    public TimeSpan LongestCloseTimeout => Policies.Values.Select(p => p.CloseTimeout).Append(DefaultPolicy.CloseTimeout).Max();
 
     /// <summary><c>Reaper:AdminUrls</c>: the admin listener(s), <c>;</c>-separated.</summary>
     public string AdminUrls { get; }

@@ -9,7 +9,8 @@ public static class ReaperSettingsReader
     /// <summary>The root section of the reaper's own settings.</summary>
     public const string SectionName = "Reaper";
 
-    private static readonly string[] s_reaperKeys = ["AdminUrls", "ConfigFile", "Heartbeat", "Policies", "LogFormat", "MaxConnections"];
+    private static readonly string[] s_reaperKeys = ["AdminUrls", "ConfigFile", "Drain", "Heartbeat", "Policies", "LogFormat", "MaxConnections"];
+    private static readonly string[] s_drainKeys = ["Period"];
     private static readonly string[] s_policyKeys = ["Mode", "Legs", "PingInterval", "PongTimeout", "CloseTimeout", "IdleTimeout"];
 
     /// <summary>Reads a snapshot; <paramref name="errors"/> is empty exactly when the result is usable.</summary>
@@ -39,6 +40,7 @@ public static class ReaperSettingsReader
         }
 
         var maxConnections = ReadMaxConnections(reaper, problems);
+        var drainPeriod = ReadDrainPeriod(reaper.GetSection("Drain"), problems);
         var defaultPolicy = ReadPolicy(reaper.GetSection("Heartbeat"), HeartbeatPolicy.Default, name: null, problems);
 
         var policies = new Dictionary<string, HeartbeatPolicy>(StringComparer.OrdinalIgnoreCase);
@@ -56,7 +58,45 @@ public static class ReaperSettingsReader
             policies,
             routePolicies,
             logFormat,
-            maxConnections);
+            maxConnections,
+            drainPeriod);
+    }
+
+    // A duration, where (unlike the policy durations) zero is meaningful: close everything at once.
+    private static TimeSpan ReadDrainPeriod(IConfigurationSection drain, List<ConfigError> problems)
+    {
+        foreach (var child in drain.GetChildren())
+        {
+            if (!s_drainKeys.Contains(child.Key, StringComparer.OrdinalIgnoreCase))
+            {
+                problems.Add(new(child.Path, $"unknown setting '{child.Key}' (known: {string.Join(", ", s_drainKeys)})"));
+            }
+        }
+
+        var text = drain["Period"]?.Trim();
+        if (text is null)
+        {
+            return ReaperSettings.DefaultDrainPeriod;
+        }
+
+        if (text is "0" or "0s" or "0ms" || (text.Contains(':') && TimeSpan.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var zero) && zero == TimeSpan.Zero))
+        {
+            return TimeSpan.Zero;
+        }
+
+        if (!Duration.TryParse(text, out var period, out var error))
+        {
+            problems.Add(new($"{drain.Path}:Period", error + " (or 0 to close every WebSocket at once)"));
+            return ReaperSettings.DefaultDrainPeriod;
+        }
+
+        if (period > ReaperSettings.MaxDrainPeriod)
+        {
+            problems.Add(new($"{drain.Path}:Period", $"'{text}' is longer than the maximum of {Duration.Format(ReaperSettings.MaxDrainPeriod)}"));
+            return ReaperSettings.DefaultDrainPeriod;
+        }
+
+        return period;
     }
 
     // A positive integer, or null / "auto" for the cap derived from the open-file limit.

@@ -18,19 +18,17 @@ internal struct FrameScanner
     public readonly long PayloadRemaining => _payloadRemaining;
 
     /// <summary>
-    /// Set when data went by (a data frame's header or any of its payload bytes); the caller clears it.
-    /// The idle timeout counts data, so a long frame that is still streaming is not idle.
-    /// </summary>
-    public bool SawData;
-
-    /// <summary>
     /// Scans <paramref name="data"/> from <paramref name="start"/>. The bytes
     /// <c>[start, start + run)</c> may be forwarded as they are; what follows them is said by the result.
     /// </summary>
     /// <param name="data">The bytes, starting at a frame boundary or inside a data payload.</param>
     /// <param name="start">Where to start.</param>
     /// <param name="stopAtBoundary">Stop at the first frame boundary (to inject a control frame there).</param>
-    /// <param name="run">How many bytes from <paramref name="start"/> may be forwarded.</param>
+    /// <param name="run">
+    /// How many bytes from <paramref name="start"/> may be forwarded. They are all data-frame bytes
+    /// (headers and payload; control frames are handed over whole, as <see cref="ScanStop.Control"/>),
+    /// so a run above zero is data for the idle timeout: a long frame still streaming is not idle.
+    /// </param>
     /// <param name="control">For <see cref="ScanStop.Control"/>: the control frame at <c>start + run</c>.</param>
     /// <param name="error">For <see cref="ScanStop.Error"/>: what is wrong with the frame at <c>start + run</c>.</param>
     public ScanStop Scan(ReadOnlySpan<byte> data, int start, bool stopAtBoundary, out int run, out FrameHeader control, out FrameError error)
@@ -50,7 +48,6 @@ internal struct FrameScanner
                 }
 
                 var take = (int)Math.Min(_payloadRemaining, available);
-                SawData = true;
                 pos += take;
                 _payloadRemaining -= take;
                 continue;
@@ -104,7 +101,6 @@ internal struct FrameScanner
             }
 
             _messageOpen = !header.Fin;
-            SawData = true;
             pos += header.HeaderLength;
             _payloadRemaining = header.PayloadLength;
 

@@ -21,6 +21,12 @@ public sealed class ReaperHost : IAsyncDisposable
     /// <summary>The public listener when nothing else is configured.</summary>
     public const string DefaultUrls = "http://127.0.0.1:8080";
 
+    // Past Period + CloseTimeout, the relays end what is left themselves within a second; the rest is slack.
+    private static readonly TimeSpan s_shutdownMargin = TimeSpan.FromSeconds(3);
+
+    /// <summary>When the last closing handshake of a drain has ended: <c>Drain:Period</c> + the longest CloseTimeout.</summary>
+    public static TimeSpan ShutdownBound(ReaperSettings settings) => settings.DrainPeriod + settings.LongestCloseTimeout;
+
     private ReaperHost(WebApplication proxy, WebApplication admin, ReaperSettings settings)
     {
         Proxy = proxy;
@@ -89,6 +95,11 @@ public sealed class ReaperHost : IAsyncDisposable
             : OpenFileLimit.Read() is { } files
                 ? $"auto, {OpenFileLimit.AutomaticMaxConnections} from this process's open-file limit of {files} (the deployed process may differ)"
                 : "auto, no cap (the open-file limit is unknown or unlimited)"));
+        output.WriteLine($"shutdown drain (Reaper:Drain:Period): " + (settings.DrainPeriod == TimeSpan.Zero
+            ? "0, every WebSocket closed at once"
+            : $"Close 1001 spread over {Duration.Format(settings.DrainPeriod)}") +
+            $"; the last closing handshake ends within {Duration.Format(ShutdownBound(settings))} (Period + the longest CloseTimeout), " +
+            $"the process exits by {Duration.Format(ShutdownBound(settings) + s_shutdownMargin)}");
         if (routes.Count == 0)
         {
             output.WriteLine("no routes are configured (ReverseProxy:Routes is empty).");
@@ -194,6 +205,10 @@ public sealed class ReaperHost : IAsyncDisposable
             builder.WebHost.UseUrls(DefaultUrls);
         }
 
+        // Shutdown waits for the drain: every WebSocket is told to close within Drain:Period and its
+        // closing handshake is bounded by CloseTimeout; past that (and a margin), whatever is left is cut.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = ShutdownBound(settings) + s_shutdownMargin);
+
         ConfigureLogging(builder, settings.LogFormat);
         builder.Services.AddSingleton(reporter);
         builder.Services.AddSingleton(_ => monitor);
@@ -213,6 +228,7 @@ public sealed class ReaperHost : IAsyncDisposable
         }
 
         configure?.Invoke(builder);
+        DrainingServer.Decorate(builder.Services);
 
         var app = builder.Build();
         reporter.Attach(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ReaperProxy.Configuration"));

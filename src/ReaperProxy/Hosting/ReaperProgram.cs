@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 
 namespace ReaperProxy.Hosting;
 
@@ -70,6 +71,20 @@ public static partial class ReaperProgram
                 output.WriteLine($"ReaperProxy is running. Public: {publicUrls}  Admin: {adminUrls} (/healthz /readyz /metrics /connections)");
             }
 
+            // The first SIGTERM (or Ctrl-C) starts the drain (through the host's lifetime); a second one
+            // tells it to end what is left now.
+            var drain = host.Proxy.Services.GetRequiredService<Relay.ConnectionDrain>();
+            var signals = 0;
+            void OnSignal(PosixSignalContext context)
+            {
+                if (Interlocked.Increment(ref signals) >= 2)
+                {
+                    drain.Hurry();
+                }
+            }
+
+            using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+            using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
             await host.WaitForShutdownAsync();
         }
 

@@ -36,6 +36,7 @@ public static class ReaperServiceCollectionExtensions
         proxy.ConfigureHttpClient((_, handler) => handler.ConnectCallback ??= BackendSockets.ConnectAsync);
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ConnectionRegistry>();
+        services.TryAddSingleton<ConnectionDrain>();
         services.TryAddSingleton<ConnectionLimiter>();
         services.TryAddSingleton<ReaperMetrics>();
         services.AddSingleton<IAdminEndpoints, ConnectionListEndpoint>();

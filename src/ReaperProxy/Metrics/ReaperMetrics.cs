@@ -89,8 +89,9 @@ internal sealed class ReaperMetrics
     public void ZombieObserved(string route, string cluster, string leg, string reason) =>
         _observed.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "leg", leg }, { "reason", reason } });
 
-    public void Refused(string route, string cluster) =>
-        _refused.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "reason", "limit" } });
+    /// <summary><paramref name="reason"/>: <c>limit</c> (MaxConnections open) or <c>shutdown</c> (the proxy is draining).</summary>
+    public void Refused(string route, string cluster, string reason = "limit") =>
+        _refused.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "reason", reason } });
 
     /// <summary><paramref name="leg"/>: <c>client</c> or <c>backend</c>.</summary>
     public void PingSent(string route, string leg) => _pings.Add(1, new TagList { { "route", route }, { "leg", leg } });

@@ -23,9 +23,11 @@ internal sealed class HeartbeatMiddleware
     private readonly ILogger _logger;
     private readonly ReaperMetrics _metrics;
     private readonly ConnectionLimiter _limiter;
+    private readonly ConnectionDrain _drain;
 
-    public HeartbeatMiddleware(RequestDelegate next, ConnectionRegistry registry, ConnectionLimiter limiter, ReaperSettingsMonitor settings, TimeProvider time, ILoggerFactory loggerFactory, ReaperMetrics metrics)
+    public HeartbeatMiddleware(RequestDelegate next, ConnectionRegistry registry, ConnectionLimiter limiter, ConnectionDrain drain, ReaperSettingsMonitor settings, TimeProvider time, ILoggerFactory loggerFactory, ReaperMetrics metrics)
     {
+        _drain = drain;
         _limiter = limiter;
         _metrics = metrics;
         _next = next;
@@ -53,6 +55,14 @@ internal sealed class HeartbeatMiddleware
         var route = proxy.Route.Config;
         var settings = _settings.Current;
         var max = settings.EffectiveMaxConnections;
+        if (_drain.IsDraining)
+        {
+            // Shutting down: this replica takes no new WebSocket; the client retries (elsewhere).
+            _metrics.Refused(route.RouteId, proxy.Cluster.Config.ClusterId, "shutdown");
+            await WriteServiceUnavailableAsync(context, "ReaperProxy: shutting down; retry (another replica takes it).\n");
+            return;
+        }
+
         if (!_limiter.TryEnter(max))
         {
             await RefuseAsync(context, route.RouteId, proxy.Cluster.Config.ClusterId, max);
@@ -71,6 +81,8 @@ internal sealed class HeartbeatMiddleware
             var policy = settings.PolicyForRoute(route.RouteId, policyName);
             if (policy.Mode == HeartbeatMode.Off)
             {
+                // Plain pass-through; the drain can only end it (no Close can be put into its bytes).
+                using var lease = _drain.TrackPassThrough(context);
                 await _next(context);
             }
             else
@@ -110,6 +122,16 @@ internal sealed class HeartbeatMiddleware
             context.Features.Set<IHeartbeatRelayFeature>(null);
             if (connection.IsAttached)
             {
+                // The request may end only once the relay's read on Kestrel's stream has (see ReadsDone).
+                try
+                {
+                    await connection.ReadsDone.WaitAsync(TimeSpan.FromSeconds(2));
+                }
+                catch (TimeoutException)
+                {
+                    // Kestrel completes a cancelled read promptly; never hold the request on it for longer.
+                }
+
                 _registry.Remove(connection);
                 connection.MarkEnded(FallbackReason(context));
                 Relay.Log.ConnectionClosed(_logger, connection.Id, connection.RouteId, connection.Reason.ToTag(), Math.Round(_time.GetElapsedTime(connection.OpenedAt).TotalSeconds, 3));
@@ -126,10 +148,16 @@ internal sealed class HeartbeatMiddleware
             Relay.Log.Refused(_logger, refused, routeId, RelayConnection.ClientAddressOf(context), _limiter.Open, max);
         }
 
+        return WriteServiceUnavailableAsync(context, "ReaperProxy: too many WebSockets open (Reaper:MaxConnections); retry later.\n");
+    }
+
+    // Before YARP has contacted any backend: a plain 503 the client can retry.
+    private static Task WriteServiceUnavailableAsync(HttpContext context, string text)
+    {
         context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
         context.Response.Headers.RetryAfter = "5";
         context.Response.ContentType = "text/plain; charset=utf-8";
-        return context.Response.WriteAsync("ReaperProxy: too many WebSockets open (Reaper:MaxConnections); retry later.\n");
+        return context.Response.WriteAsync(text);
     }
 
     private Stream Attach(RelayConnection connection, Stream clientStream, HttpContext context)

@@ -15,6 +15,7 @@ internal sealed class HeartbeatScheduler : IHostedService, IDisposable
     private static readonly TimeSpan s_maxTick = TimeSpan.FromSeconds(1);
 
     private readonly ConnectionRegistry _registry;
+    private readonly ConnectionDrain _drain;
     private readonly ReaperSettingsMonitor _settings;
     private readonly TimeProvider _time;
     private readonly IHostApplicationLifetime _lifetime;
@@ -23,8 +24,9 @@ internal sealed class HeartbeatScheduler : IHostedService, IDisposable
     private Task? _loop;
     private int _disposed;
 
-    public HeartbeatScheduler(ConnectionRegistry registry, ReaperSettingsMonitor settings, TimeProvider time, IHostApplicationLifetime lifetime, ILogger<HeartbeatScheduler> logger)
+    public HeartbeatScheduler(ConnectionRegistry registry, ConnectionDrain drain, ReaperSettingsMonitor settings, TimeProvider time, IHostApplicationLifetime lifetime, ILogger<HeartbeatScheduler> logger)
     {
+        _drain = drain;
         _registry = registry;
         _settings = settings;
         _time = time;
@@ -41,7 +43,7 @@ internal sealed class HeartbeatScheduler : IHostedService, IDisposable
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _lifetime.ApplicationStopping.Register(ShutdownConnections);
+        _lifetime.ApplicationStopping.Register(_drain.Begin);
         _lifetime.ApplicationStopped.Register(Dispose);
         _loop = Task.Run(RunAsync, CancellationToken.None);
         return Task.CompletedTask;
@@ -91,14 +93,6 @@ internal sealed class HeartbeatScheduler : IHostedService, IDisposable
             }
 
             Tick();
-        }
-    }
-
-    private void ShutdownConnections()
-    {
-        foreach (var (_, connection) in _registry.Entries)
-        {
-            connection.BeginShutdown();
         }
     }
 }

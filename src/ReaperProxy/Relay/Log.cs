@@ -27,6 +27,18 @@ internal static partial class Log
         Message = "Observed closing handshake timeout (Observe mode, left open): route {Route}, cluster {Cluster}, destination {Destination}, client {Client}: the {Initiator} sent Close and got no answer within {CloseTimeout}")]
     public static partial void CloseTimeoutObserved(ILogger logger, string route, string cluster, string? destination, string client, string initiator, string closeTimeout);
 
+    [LoggerMessage(EventId = 2015, EventName = "DrainStarted", Level = LogLevel.Information,
+        Message = "Shutting down: closing {Relayed} WebSocket(s) with Close 1001 and ending {PassThrough} pass-through one(s), spread over {Period} (Reaper:Drain:Period)")]
+    public static partial void DrainStarted(ILogger logger, int relayed, int passThrough, string period);
+
+    [LoggerMessage(EventId = 2016, EventName = "DrainCompleted", Level = LogLevel.Information,
+        Message = "Drain: all {Count} WebSocket(s) told to close after {Seconds}s; their closing handshakes are bounded by CloseTimeout")]
+    public static partial void DrainCompleted(ILogger logger, int count, double seconds);
+
+    [LoggerMessage(EventId = 2017, EventName = "DrainHurried", Level = LogLevel.Warning,
+        Message = "Second stop signal: closing the {Count} WebSocket(s) left at once and ending them in 1 s")]
+    public static partial void DrainHurried(ILogger logger, int count);
+
     [LoggerMessage(EventId = 2006, EventName = "ProtocolError", Level = LogLevel.Warning,
         Message = "WebSocket protocol error on route {Route}, cluster {Cluster}, direction {Direction}: {Error}; closing both legs with 1002 (client {Client})")]
     public static partial void ProtocolError(ILogger logger, string route, string cluster, string direction, string error, string client);

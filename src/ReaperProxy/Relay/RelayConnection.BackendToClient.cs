@@ -113,9 +113,9 @@ internal sealed partial class RelayConnection
 
             var stop = _b2c.Scan(data.Span, pos, HasFrameFor(Leg.Client), out var run, out var control, out var error);
             pos += run;
-            if (_b2c.SawData)
+            if (run > 0)
             {
-                _b2c.SawData = false;
+                // Data-frame bytes went by (see FrameScanner.Scan).
                 Volatile.Write(ref _lastData, now);
             }
 

@@ -32,6 +32,9 @@ internal sealed partial class RelayConnection
     private volatile bool _wakeRequested;
     private CancellationTokenSource? _readCts;
     private CancellationToken _readCallerToken;
+    private readonly TaskCompletionSource _readsDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _disposeState;
+    private int _innerReleased;
     private bool _clientEof;
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
@@ -239,9 +242,9 @@ internal sealed partial class RelayConnection
 
             var stop = _c2b.Scan(data, pos, stopAtBoundary: false, out var run, out var control, out var error);
             pos += run;
-            if (_c2b.SawData)
+            if (run > 0)
             {
-                _c2b.SawData = false;
+                // Data-frame bytes went by (see FrameScanner.Scan).
                 Volatile.Write(ref _lastData, now);
             }
 
@@ -431,6 +434,13 @@ internal sealed partial class RelayConnection
         _innerWaitDone = true;
         Signal(true);
         _innerWaitCallbackDone = true;
+
+        // Full fence: Dispose sets its flag and then reads ours; one of the two sides must see the other.
+        Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref _disposeState) != 0)
+        {
+            TryEndInnerRead();
+        }
     }
 
     /// <summary>Wakes a read waiting for the client so it can hand YARP a frame for the backend.</summary>
@@ -496,23 +506,17 @@ internal sealed partial class RelayConnection
     void IValueTaskSource<bool>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
         _waitCore.OnCompleted(continuation, state, token, flags);
 
-    private void DrainInnerRead()
+    // Once disposed: takes the inner read's result if it has completed, then lets the inner stream go.
+    // Returns false while the read is still completing; its continuation calls again.
+    private bool TryEndInnerRead()
     {
-        if (Volatile.Read(ref _innerWaitInFlight) == 0)
+        if (Volatile.Read(ref _innerWaitInFlight) != 0)
         {
-            return;
-        }
+            if (!(_innerWaitHooked ? _innerWaitCallbackDone : _innerWait.IsCompleted))
+            {
+                return false;
+            }
 
-        // The read was cancelled above; Kestrel completes it promptly. Bounded, never a hang.
-        var deadline = Environment.TickCount64 + 2_000;
-        var spin = new SpinWait();
-        while (!(_innerWaitHooked ? _innerWaitCallbackDone : _innerWait.IsCompleted) && Environment.TickCount64 < deadline)
-        {
-            spin.SpinOnce();
-        }
-
-        if (_innerWaitHooked ? _innerWaitCallbackDone : _innerWait.IsCompleted)
-        {
             try
             {
                 ConsumeInnerWait();
@@ -522,5 +526,14 @@ internal sealed partial class RelayConnection
                 // Expected: the read was cancelled or the connection is gone.
             }
         }
+
+        if (Interlocked.Exchange(ref _innerReleased, 1) == 0)
+        {
+            _readCts?.Dispose();
+            _inner?.Dispose();
+            _readsDone.TrySetResult();
+        }
+
+        return true;
     }
 }

@@ -29,6 +29,9 @@ internal sealed partial class RelayConnection
     /// <summary><c>open</c>, <c>closing</c> (a closing handshake or a reap is under way) or <c>closed</c>.</summary>
     public string State => _requestEnded ? "closed" : _terminating || _closeDeadline != 0 || _finishRequested ? "closing" : "open";
 
+    /// <summary>Ends both connections now, without a closing handshake.</summary>
+    public void Abort() => AbortNow();
+
     /// <summary>Ends the connection with Close 1001 because the proxy is shutting down.</summary>
     public void BeginShutdown() => Terminate(CloseReason.Shutdown, CloseCodes.GoingAway, "proxy shutting down", deadLeg: null, _time.GetTimestamp());
 

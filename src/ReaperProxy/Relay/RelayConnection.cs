@@ -259,18 +259,27 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
         return source.Token;
     }
 
+    /// <summary>
+    /// Completes once, after <see cref="Stream.Dispose()"/>, the relay's read on Kestrel's stream has
+    /// ended. The middleware awaits it before the request returns.
+    /// </summary>
+    /// <remarks>
+    /// Pitfall: a read left pending on Kestrel's stream after the request breaks the next HTTP/2
+    /// WebSocket on the same connection ("Reading is already in progress"). Dispose cancels the read;
+    /// its completion runs on the thread pool, so Dispose must not block waiting for it: when a mass
+    /// of connections ends at once (a drain, a network blip reaping thousands), threads blocked in
+    /// Dispose would starve the very continuations they wait for.
+    /// </remarks>
+    public Task ReadsDone => Volatile.Read(ref _innerWaitInFlight) == 0 && _inner is null ? Task.CompletedTask : _readsDone.Task;
+
     protected override void Dispose(bool disposing)
     {
-        if (disposing)
+        if (disposing && Interlocked.Exchange(ref _disposeState, 1) == 0)
         {
-            // Pitfall: a read left pending on Kestrel's stream after the request breaks the next HTTP/2
-            // WebSocket on the same connection ("Reading is already in progress"). Cancel ours and wait.
             _readCts?.Cancel();
-            DrainInnerRead();
-            _readCts?.Dispose();
             _writeCts?.Dispose();
             _finishCts.Dispose();
-            _inner?.Dispose();
+            TryEndInnerRead();
         }
 
         base.Dispose(disposing);

@@ -90,6 +90,27 @@ public sealed class ProxyConfig
         return this;
     }
 
+    /// <summary>Whether a key path is set (to anything, JSON null included).</summary>
+    public bool Has(string keyPath)
+    {
+        JsonNode? node = _root;
+        foreach (var part in keyPath.Split(':'))
+        {
+            if (node is not JsonObject obj || !obj.TryGetPropertyValue(part, out node))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// For an in-process test proxy: no shutdown drain unless the test sets one, so disposing a proxy
+    /// with WebSockets open does not wait out <c>Reaper:Drain:Period</c> (10 s by default).
+    /// </summary>
+    public ProxyConfig WithTestDefaults() => Has("Reaper:Drain") ? this : Clone().Set("Reaper:Drain:Period", "0s");
+
     /// <summary>An independent copy, to derive a changed configuration from a running one.</summary>
     public ProxyConfig Clone() => new((JsonObject)_root.DeepClone());
 

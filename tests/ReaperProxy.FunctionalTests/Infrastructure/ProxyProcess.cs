@@ -178,6 +178,15 @@ public sealed class ProxyProcess : IAsyncDisposable
         return Result(timedOut: false);
     }
 
+    /// <summary>Sends SIGTERM and returns at once (Linux; a second one tells a draining proxy to hurry).</summary>
+    public void SendSigterm()
+    {
+        if (!_process.HasExited && NativeMethods.Kill(_process.Id, NativeMethods.SigTerm) != 0)
+        {
+            throw new InvalidOperationException($"kill({_process.Id}, SIGTERM) failed");
+        }
+    }
+
     /// <summary>
     /// Asks the process to stop as Ctrl-C/SIGTERM would (a graceful shutdown) and waits for it to exit.
     /// On Windows, where there is no SIGTERM to send, it is killed.

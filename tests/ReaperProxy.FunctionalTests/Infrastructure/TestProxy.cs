@@ -79,7 +79,7 @@ public sealed class TestProxy : IAsyncDisposable
         options ??= new TestProxyOptions();
         var dir = Directory.CreateTempSubdirectory("reaper-proxy-test-");
         var file = Path.Combine(dir.FullName, "reaper.json");
-        File.WriteAllText(file, config.ToJson());
+        File.WriteAllText(file, config.WithTestDefaults().ToJson());
 
         ListenOptions? h2cListen = null;
         var commandLine = new CommandLine { ConfigFile = file, Urls = "http://127.0.0.1:0", AdminUrls = "http://127.0.0.1:0" };
@@ -157,7 +157,7 @@ public sealed class TestProxy : IAsyncDisposable
     }
 
     /// <inheritdoc cref="ReloadAsync(string)"/>
-    public Task<ReloadOutcome> ReloadAsync(ProxyConfig config) => ReloadAsync(config.ToJson());
+    public Task<ReloadOutcome> ReloadAsync(ProxyConfig config) => ReloadAsync(config.WithTestDefaults().ToJson());
 
     /// <summary>
     /// Rewrites the config file and has the proxy check it now, without waiting for the poll timer.

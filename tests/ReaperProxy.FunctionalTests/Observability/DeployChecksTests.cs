@@ -2,12 +2,13 @@ using Xunit.Abstractions;
 
 namespace ReaperProxy.FunctionalTests.Observability;
 
-/// <summary>The Prometheus config, alert rules (with promtool's rule unit tests) and the Grafana dashboard stay valid.</summary>
+/// <summary>The Prometheus config, alert rules (with promtool's rule unit tests), the Grafana dashboard and the Kubernetes manifests (deploy/k8s) stay valid.</summary>
 public sealed class DeployChecksTests(ITestOutputHelper output)
 {
     [Theory]
     [InlineData("deploy/prometheus/check.sh")]
     [InlineData("deploy/grafana/check.sh")]
+    [InlineData("deploy/k8s/check.sh")]
     public async Task Deploy_check_passes(string script)
     {
         ExternalTool.Require("promtool");

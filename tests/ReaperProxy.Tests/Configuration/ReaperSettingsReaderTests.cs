@@ -447,6 +447,50 @@ public class ReaperSettingsReaderTests
     }
 
     [Theory]
+    [InlineData(null, 10_000)]
+    [InlineData("\"30s\"", 30_000)]
+    [InlineData("\"00:00:02.500\"", 2_500)]
+    [InlineData("\"0\"", 0)]
+    [InlineData("\"0s\"", 0)]
+    [InlineData("\"00:00:00\"", 0)]
+    public void Drain_Period_is_a_duration_where_zero_closes_everything_at_once(string? value, int expectedMs)
+    {
+        var json = value is null ? "{}" : $$"""{ "Reaper": { "Drain": { "Period": {{value}} } } }""";
+        var settings = Read(json);
+
+        Assert.Equal(TimeSpan.FromMilliseconds(expectedMs), settings.DrainPeriod);
+    }
+
+    [Theory]
+    [InlineData("\"-1s\"", "must be a positive duration")]
+    [InlineData("\"10\"", "has no unit")]
+    [InlineData("\"2h\"", "longer than the maximum of 1h")]
+    public void A_bad_Drain_Period_names_its_key_path(string value, string problem)
+    {
+        var error = Assert.Single(Errors($$"""{ "Reaper": { "Drain": { "Period": {{value}} } } }"""));
+
+        Assert.Equal("Reaper:Drain:Period", error.Path);
+        Assert.Contains(problem, error.Message);
+    }
+
+    [Fact]
+    public void An_unknown_key_under_Drain_is_an_error()
+    {
+        var error = Assert.Single(Errors("""{ "Reaper": { "Drain": { "Periode": "5s" } } }"""));
+
+        Assert.Equal("Reaper:Drain:Periode", error.Path);
+        Assert.Contains("unknown setting 'Periode' (known: Period)", error.Message);
+    }
+
+    [Fact]
+    public void The_longest_close_timeout_bounds_the_drain()
+    {
+        var settings = Read("""{ "Reaper": { "Heartbeat": { "CloseTimeout": "2s" }, "Policies": { "slow": { "CloseTimeout": "8s" } } } }""");
+
+        Assert.Equal(TimeSpan.FromSeconds(8), settings.LongestCloseTimeout);
+    }
+
+    [Theory]
     [InlineData("0")]
     [InlineData("-5")]
     [InlineData("\"many\"")]

@@ -14,7 +14,8 @@ public class ReaperSettingsTests
         new Dictionary<string, HeartbeatPolicy>(StringComparer.OrdinalIgnoreCase) { ["fast"] = s_fast, ["slow"] = s_slow },
         new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase) { ["mapped"] = "fast", ["unmapped"] = null },
         LogFormat.Simple,
-        maxConnections: null);
+        maxConnections: null,
+        ReaperSettings.DefaultDrainPeriod);
 
     [Fact]
     public void Reapers_mapping_of_a_route_wins_over_the_metadata_YARP_hands_over()
