@@ -26,17 +26,8 @@ public sealed class IdleTimeoutStreamingTests(ITestOutputHelper output)
     {
         await using var fixture = await RelayFixture.StartAsync(output, s_heartbeat,
             configure: c => c.Set("Reaper:Heartbeat:IdleTimeout", Heartbeat.Format(s_idle)));
-        await using var client = await TestWebSocket.ConnectHttp1Async(fixture.Ws("/raw"));
-        var backendStream = await fixture.Probe.RawStream.WaitAsync(TimeSpan.FromSeconds(5));
-        var backend = new RawFrameReader(backendStream);
-        var clock = Stopwatch.StartNew();
-
-        // Whatever reaches the backend while (and after) it streams, with when it arrived.
-        var backendFirst = ReceiveTimedAsync(backend, clock, TimeSpan.FromSeconds(20));
-        var payload = Payload();
-        var streaming = StreamOneSlowFrameAsync(backendStream, payload, clock);
-        await ReceiveWholeFrameAsync(client.Socket, payload, TimeSpan.FromSeconds(20));
-        var frameEnd = await streaming;
+        var (client, backendFirst, frameEnd, clock) = await StreamOneSlowFrameThroughAsync(fixture);
+        await using var _ = client;
         if (backendFirst.IsCompleted)
         {
             var (early, earlyAt) = await backendFirst;
@@ -64,18 +55,24 @@ public sealed class IdleTimeoutStreamingTests(ITestOutputHelper output)
     {
         // The harness check for the test above: same frame, same pace, no IdleTimeout.
         await using var fixture = await RelayFixture.StartAsync(output, s_heartbeat);
-        await using var client = await TestWebSocket.ConnectHttp1Async(fixture.Ws("/raw"));
-        var backendStream = await fixture.Probe.RawStream.WaitAsync(TimeSpan.FromSeconds(5));
-        var backend = new RawFrameReader(backendStream);
-        var clock = Stopwatch.StartNew();
+        var (client, backendFirst, _, _) = await StreamOneSlowFrameThroughAsync(fixture);
+        await using var _ = client;
+        Assert.False(backendFirst.IsCompleted, "the backend must get nothing");
+        Assert.Equal(WebSocketState.Open, client.Socket.State);
+    }
 
-        var backendFirst = ReceiveTimedAsync(backend, clock, TimeSpan.FromSeconds(20));
+    // The backend streams one slow frame to the client, which must get it whole. Returns the client, what
+    // reaches the backend while (and after) it streams with when it arrived, and when the frame ended.
+    private static async Task<(TestWebSocket Client, Task<(RawFrame? Frame, TimeSpan At)> BackendFirst, TimeSpan FrameEnd, Stopwatch Clock)> StreamOneSlowFrameThroughAsync(RelayFixture fixture)
+    {
+        var client = await TestWebSocket.ConnectHttp1Async(fixture.Ws("/raw"));
+        var backendStream = await fixture.Probe.RawStream.WaitAsync(TimeSpan.FromSeconds(5));
+        var clock = Stopwatch.StartNew();
+        var backendFirst = ReceiveTimedAsync(new RawFrameReader(backendStream), clock, TimeSpan.FromSeconds(20));
         var payload = Payload();
         var streaming = StreamOneSlowFrameAsync(backendStream, payload, clock);
         await ReceiveWholeFrameAsync(client.Socket, payload, TimeSpan.FromSeconds(20));
-        await streaming;
-        Assert.False(backendFirst.IsCompleted, "the backend must get nothing");
-        Assert.Equal(WebSocketState.Open, client.Socket.State);
+        return (client, backendFirst, await streaming, clock);
     }
 
     private static byte[] Payload()
