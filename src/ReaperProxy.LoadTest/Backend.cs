@@ -1,3 +1,6 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
 using System.Net.WebSockets;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -13,6 +16,11 @@ namespace ReaperProxy.LoadTest;
 /// starts at 1 KiB and grows to the largest message seen, so 9,000 idle connections cost it little.
 /// <c>/bulk?size=N[&amp;frame=F]</c> sends one binary message of N bytes as fast as the connection takes it
 /// (one frame, or frames of F bytes), for the slow-reader measurements.
+/// <para><c>--h2 PORT</c> adds a cleartext HTTP/2-only endpoint (h2c, prior knowledge) on 127.0.0.1:PORT,
+/// where a WebSocket arrives as extended CONNECT (RFC 8441). <c>/slow?rate=N&amp;step=M&amp;duration=S&amp;id=ID</c>
+/// (on either endpoint) reads the client's upload at N bytes/s, M bytes per receive, with a receive
+/// pending while it reads (so pings are answered), and appends one JSON line per connection to
+/// <c>--results FILE</c> (stdout when not given).</para>
 /// </summary>
 internal static class Backend
 {
@@ -31,10 +39,26 @@ internal static class Backend
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.WebHost.UseUrls(options.Get("urls", "http://127.0.0.1:5090"));
+        var h2Port = options.Get("h2") is null ? (int?)null : options.Int("h2", 0, min: 1, max: 65535);
+        var results = options.Get("results");
+        var windows = "";
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxConcurrentConnections = null;
             k.Limits.MaxConcurrentUpgradedConnections = null;
+            if (h2Port is { } port)
+            {
+                if (options.Get("h2-connection-window") is not null)
+                {
+                    k.Limits.Http2.InitialConnectionWindowSize = options.Int("h2-connection-window", 0, min: 65535);
+                }
+
+                windows = $"; HTTP/2 InitialStreamWindowSize {k.Limits.Http2.InitialStreamWindowSize}, InitialConnectionWindowSize {k.Limits.Http2.InitialConnectionWindowSize}, MaxFrameSize {k.Limits.Http2.MaxFrameSize}";
+                // Explicit listen options replace UseUrls: listen on the HTTP/1.1 address too.
+                var http1 = new Uri(options.Get("urls", "http://127.0.0.1:5090").Split(';')[0]);
+                k.Listen(IPAddress.Parse(http1.Host), http1.Port);
+                k.Listen(IPAddress.Loopback, port, o => o.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
+            }
         });
 
         var app = builder.Build();
@@ -84,8 +108,51 @@ internal static class Backend
             }
         });
 
+        app.Map("/slow", async context =>
+        {
+            if (!context.WebSockets.IsWebSocketRequest)
+            {
+                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                return;
+            }
+
+            var q = context.Request.Query;
+            var rate = double.TryParse(q["rate"], NumberStyles.Float, CultureInfo.InvariantCulture, out var r) && r > 0 ? r : 2048;
+            var step = int.TryParse(q["step"], out var st) && st > 0 ? Math.Min(st, 65536) : Math.Clamp((int)(rate / 16), 1, 1024);
+            var duration = double.TryParse(q["duration"], NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && d > 0 ? d : 30;
+            var protocol = context.Request.Protocol;
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            var (end, at, read) = await SlowReadAsync(socket, rate, step, TimeSpan.FromSeconds(duration), context.RequestAborted);
+            var line = System.Text.Json.JsonSerializer.Serialize(new SlowReaderResult
+            {
+                Id = q["id"].ToString(),
+                Direction = "upload-backend",
+                Url = $"{protocol} {context.Request.Method} {context.Request.Path}{context.Request.QueryString}",
+                Rate = (int)rate,
+                Step = step,
+                DurationSeconds = duration,
+                Survived = end == "duration",
+                End = end,
+                EndedAtSeconds = Math.Round(at, 3),
+                BytesRead = read,
+                AchievedRate = Math.Round(read / Math.Max(at, 0.001), 1),
+            }, JsonContext.Default.SlowReaderResult);
+            lock (s_zerosGate)
+            {
+                if (results is null)
+                {
+                    Console.Out.WriteLine(line);
+                    Console.Out.Flush();
+                }
+                else
+                {
+                    File.AppendAllText(results, line + "\n");
+                }
+            }
+        });
+
         await app.StartAsync();
-        Console.Error.WriteLine($"backend listening on {string.Join(", ", app.Urls)} (WebSocket echo at /ws)");
+        Console.Error.WriteLine($"backend listening on {string.Join(", ", app.Urls)}{(h2Port is { } h2 ? $", h2c on 127.0.0.1:{h2}" : "")} (WebSocket echo at /ws){windows}");
         await app.WaitForShutdownAsync();
         return 0;
     }
@@ -144,6 +211,44 @@ internal static class Backend
             {
                 // Ended with the connection.
             }
+        }
+    }
+
+    // Reads STEP bytes at a time, no faster than RATE bytes/s on an absolute schedule, until DURATION is
+    // over or the connection ends. Each ReceiveAsync handles (answers) pings that arrive meanwhile.
+    private static async Task<(string End, double At, long Read)> SlowReadAsync(WebSocket socket, double rate, int step, TimeSpan duration, CancellationToken aborted)
+    {
+        var buffer = new byte[step];
+        var clock = Stopwatch.StartNew();
+        using var done = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        done.CancelAfter(duration);
+        var read = 0L;
+        try
+        {
+            while (true)
+            {
+                var due = TimeSpan.FromSeconds((read + step) / rate) - clock.Elapsed;
+                if (due > TimeSpan.Zero)
+                {
+                    await Task.Delay(due, done.Token);
+                }
+
+                var result = await socket.ReceiveAsync(buffer.AsMemory(), done.Token);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    return ($"close {(int?)socket.CloseStatus} {socket.CloseStatusDescription}", clock.Elapsed.TotalSeconds, read);
+                }
+
+                read += result.Count;
+            }
+        }
+        catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
+        {
+            return ("duration", clock.Elapsed.TotalSeconds, read);
+        }
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
+        {
+            return ($"aborted: {ex.GetType().Name}", clock.Elapsed.TotalSeconds, read);
         }
     }
 

@@ -14,6 +14,11 @@ internal static class Cli
               always pending, so it answers pings); /bulk?size=N[&frame=F] sends one binary message of N
               bytes as fast as it is taken (one frame, or frames of F bytes); /stats gives open/accepted
               counts. Runs until SIGTERM.
+              --h2 PORT [--h2-connection-window BYTES] [--results FILE]: also listen on 127.0.0.1:PORT for
+              cleartext HTTP/2 only (h2c, prior knowledge; WebSockets as extended CONNECT, RFC 8441).
+              /slow?rate=N&step=M&duration=S&id=ID (either endpoint) reads an upload at N bytes/s, M bytes
+              per receive (pings answered while a receive is pending), and appends one JSON line per
+              connection to FILE (default stdout).
 
           idle --target ws://HOST:PORT/ws --count N [--source 127.0.0.2] [--duration 120s]
                [--connect-concurrency 50] [--connect-timeout 60s] [--ready-file FILE]

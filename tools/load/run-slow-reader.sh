@@ -13,18 +13,27 @@
 #
 #   tools/load/run-slow-reader.sh [--ping 2s] [--pong 2s] [--rcvbuf 4096|default] [--duration SECONDS]
 #                                 [--rates 32,64,...] [--refine 6] [--directions download,upload]
-#                                 [--frame BYTES] [--mtu 1500] [--no-build] [--out DIR]
+#                                 [--frame BYTES] [--mtu 1500] [--backend-h2] [--no-build] [--out DIR]
 #
 # --frame: the backend sends its bulk message as frames of BYTES (default: one frame), so the proxy can
 # ping the slow client between frames (download only; the upload sender always sends one frame).
 # --mtu: run everything inside a private network namespace (reaperrate) whose loopback has that MTU (so
 # the MSS is that of a real network, not loopback's ~64 KiB); the namespace is removed at the end.
 # The host's interfaces are never touched. Needs root.
+# --backend-h2: upload only; the slow peer is the LoadTest `backend --h2` (Kestrel, an h2c-only endpoint,
+# /slow reading at the rate in the query) and the proxy's cluster for /up forces HTTP/2
+# (Version 2, RequestVersionExact), so YARP sends the WebSocket as extended CONNECT (RFC 8441) and the
+# proxy judges that leg by completed writes ("progress": "writes"), i.e. by HTTP/2 flow-control credit.
+# Kestrel's stream window stays at its default (768 KiB); its connection window is raised to
+# H2_CONN_WINDOW (env, default 64 MiB) so the concurrent connections of a round, all streams of one
+# HTTP/2 connection, do not starve one another through the shared 1 MiB default. --rcvbuf does not apply. During round 1 the proxy's /connections is saved (connections-r1.json) and
+# each backend leg's progress is printed.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 PING=2s PONG=2s RCVBUF=4096 DURATION="" RATES=32,64,128,256,512,1024,2048,4096,8192,16384,32768,65536 REFINE=6
-DIRECTIONS=download,upload FRAME="" MTU="" BUILD=1 OUT=""
+DIRECTIONS=download,upload FRAME="" MTU="" BUILD=1 OUT="" BACKEND_H2=0
+H2_CONN_WINDOW=${H2_CONN_WINDOW:-67108864}
 BACKEND_PORT=15390 SLOW_PORT=15391 PROXY_PORT=18380 ADMIN_PORT=19764
 ARGS=("$@")
 while [ $# -gt 0 ]; do
@@ -39,6 +48,7 @@ while [ $# -gt 0 ]; do
     --frame) FRAME=$2; shift 2 ;;
     --mtu) MTU=$2; shift 2 ;;
     --no-build) BUILD=0; shift ;;
+    --backend-h2) BACKEND_H2=1; DIRECTIONS=upload; RCVBUF=default; shift ;;
     --out) OUT=$2; shift 2 ;;
     *) die "unknown option $1 (see the header of $0)" ;;
   esac
@@ -87,7 +97,19 @@ begin_run slow
 NETINFO="mtu $(cat /sys/class/net/lo/mtu) (${REAPER_NETNS:-host} loopback), tcp_rmem $(tr '\t' ' ' </proc/sys/net/ipv4/tcp_rmem), tcp_wmem $(tr '\t' ' ' </proc/sys/net/ipv4/tcp_wmem)"
 log "proxy build $PROXY_LABEL; policy $PING/$PONG (window ${WINDOW}s), rcvbuf $RCVBUF, duration ${DURATION}s; $NETINFO; work dir $WORK"
 
+if [ "$BACKEND_H2" = 1 ]; then
+  port_free "$BACKEND_PORT" || die "port $BACKEND_PORT is in use"
+  port_free "$SLOW_PORT" || die "port $SLOW_PORT is in use"
+  : >"$WORK/slow-backend.jsonl"
+  dotnet "$LOADTEST_DLL" backend --urls "http://127.0.0.1:$BACKEND_PORT" --h2 "$SLOW_PORT" --h2-connection-window "$H2_CONN_WINDOW" --results "$WORK/slow-backend.jsonl" >"$WORK/backend-$BACKEND_PORT.log" 2>&1 &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$BACKEND_PORT/stats" 60
+  log "$(grep -m1 'backend listening' "$WORK/backend-$BACKEND_PORT.log")"
+  SLOW_HTTP='"Version": "2", "VersionPolicy": "RequestVersionExact", '
+  SLOW_TRANSFORMS=', "Transforms": [ { "PathSet": "/slow" } ]'
+else
 start_backend "$BACKEND_PORT"
+SLOW_HTTP="" SLOW_TRANSFORMS=""
 SLOW_ARGS=(--listen "127.0.0.1:$SLOW_PORT")
 [ "$RCVBUF" = default ] || SLOW_ARGS+=(--rcvbuf "$RCVBUF")
 port_free "$SLOW_PORT" || die "port $SLOW_PORT is in use"
@@ -95,6 +117,7 @@ dotnet "$LOADTEST_DLL" slow-backend "${SLOW_ARGS[@]}" >"$WORK/slow-backend.jsonl
 PIDS+=($!)
 for _ in $(seq 100); do grep -q listening "$WORK/slow-backend.log" 2>/dev/null && break; sleep 0.2; done
 grep -q listening "$WORK/slow-backend.log" || die "slow-backend did not start: $(cat "$WORK/slow-backend.log")"
+fi
 
 cat >"$WORK/proxy.json" <<JSON
 {
@@ -105,18 +128,28 @@ cat >"$WORK/proxy.json" <<JSON
   "ReverseProxy": {
     "Routes": {
       "bulk": { "ClusterId": "bulk", "Match": { "Path": "/bulk" } },
-      "up": { "ClusterId": "slow", "Match": { "Path": "/up" } }
+      "up": { "ClusterId": "slow", "Match": { "Path": "/up" }$SLOW_TRANSFORMS }
     },
     "Clusters": {
       "bulk": { "HttpRequest": { "ActivityTimeout": "01:00:00" }, "Destinations": { "d1": { "Address": "http://127.0.0.1:$BACKEND_PORT/" } } },
-      "slow": { "HttpRequest": { "ActivityTimeout": "01:00:00" }, "Destinations": { "d1": { "Address": "http://127.0.0.1:$SLOW_PORT/" } } }
+      "slow": { "HttpRequest": { ${SLOW_HTTP}"ActivityTimeout": "01:00:00" }, "Destinations": { "d1": { "Address": "http://127.0.0.1:$SLOW_PORT/" } } }
     }
   }
 }
 JSON
 start_proxy "$WORK/proxy.json" "$PROXY_PORT" "$ADMIN_PORT"
+if [ "$BACKEND_H2" = 1 ]; then
+  # The WebSocket that opens the shared HTTP/2 connection is the one whose flow the connection's
+  # write loop runs on, so the proxy attributes that socket to it ("progress": "kernel"): an idle
+  # anchor opens it first and holds it, and every measured connection is a later stream ("writes").
+  dotnet "$LOADTEST_DLL" idle --target "ws://127.0.0.1:$PROXY_PORT/up?duration=900&id=anchor" --count 1 --duration 540s \
+    --ready-file "$WORK/anchor.ready" >"$WORK/anchor.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do [ -f "$WORK/anchor.ready" ] && break; sleep 0.2; done
+  [ -f "$WORK/anchor.ready" ] || die "anchor WebSocket did not open: $(tail -3 "$WORK/anchor.log")"
+fi
 
-RESULTS="$OUT/slow-$(date +%Y%m%dT%H%M%S)-${PING}-${PONG}-rcvbuf${RCVBUF}-mtu$(cat /sys/class/net/lo/mtu).jsonl"
+RESULTS="$OUT/slow-$(date +%Y%m%dT%H%M%S)-${PING}-${PONG}-$([ "$BACKEND_H2" = 1 ] && echo backend-h2 || echo "rcvbuf${RCVBUF}")-mtu$(cat /sys/class/net/lo/mtu).jsonl"
 TRIAL=0
 
 # run_round ROUND DIRECTION:RATE... : one slow-reader per entry, all at once; waits for all (bounded).
@@ -139,6 +172,20 @@ run_round() {
     pids+=($!)
   done
   log "round $round: ${#pids[@]} connections for ${DURATION}s: $*"
+  if [ "$BACKEND_H2" = 1 ] && [ "$round" = 1 ]; then
+    sleep 2
+    curl -sf "http://127.0.0.1:$ADMIN_PORT/connections" >"$WORK/connections-r1.json" || true
+    python3 - "$WORK/connections-r1.json" <<'PY' >&2 || true
+import json, sys
+c = json.load(open(sys.argv[1]))["connections"]
+seen = {}
+for x in c:
+    k = (x.get("route"), x.get("destination"), (x.get("client") or {}).get("progress"), (x.get("backend") or {}).get("progress"))
+    seen[k] = seen.get(k, 0) + 1
+for (route, dest, cp, bp), n in sorted(seen.items(), key=str):
+    print(f"  /connections: {n} on route {route} -> {dest}: client progress {cp}, backend progress {bp}")
+PY
+  fi
   for pid in "${pids[@]}"; do wait "$pid" || true; done
   # The slow backend writes its line for a connection when it ends (at the latest its own duration,
   # 2 s longer than the client's): wait for every upload's line, bounded.
