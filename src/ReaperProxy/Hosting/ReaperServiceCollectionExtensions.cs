@@ -33,7 +33,11 @@ public static class ReaperServiceCollectionExtensions
         DecorateForwarder(services);
 
         // Backend connections the relay can read the kernel's progress counter of (see BackendSockets).
-        proxy.ConfigureHttpClient((_, handler) => handler.ConnectCallback ??= BackendSockets.ConnectAsync);
+        proxy.ConfigureHttpClient((_, handler) =>
+        {
+            handler.ConnectCallback ??= BackendSockets.ConnectAsync;
+            handler.PlaintextStreamFilter ??= BackendSockets.OnPlaintextStreamAsync;
+        });
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ConnectionRegistry>();
         services.TryAddSingleton<ConnectionDrain>();

@@ -163,6 +163,13 @@ internal sealed class HeartbeatMiddleware
     private Stream Attach(RelayConnection connection, Stream clientStream, HttpContext context)
     {
         var destination = context.GetReverseProxyFeature().ProxiedDestination?.Model.Config.Address;
+        if (connection.BackendSocket is { } slot && Uri.TryCreate(destination, UriKind.Absolute, out var address))
+        {
+            // Should the upgrade have gone out as an HTTP/2 stream (no socket of its own), its backend
+            // connections are the ones to watch.
+            slot.Shared = BackendSockets.Http2To(address);
+        }
+
         var stream = connection.Attach(clientStream, destination);
         _registry.Add(connection);
         return stream;

@@ -21,6 +21,13 @@ internal struct LegState
     /// <summary>When this leg was last seen consuming what the proxy sent it (see <see cref="Socket"/>).</summary>
     public long LastProgress;
 
+    /// <summary>
+    /// When the HTTP/2 connections this leg's stream shares were last seen consuming. Weaker than
+    /// <see cref="LastProgress"/>: the proxy's own pings to the other streams move those counters too, so
+    /// it only keeps a leg with a write under way alive (<c>no_progress</c>), never answers a ping.
+    /// </summary>
+    public long LastSharedProgress;
+
     /// <summary>Since when bytes toward this leg are handed to a write that has not completed (0: none).</summary>
     public long PendingSince;
 

@@ -35,10 +35,11 @@ internal sealed partial class RelayConnection
     }
 
     /// <summary>
-    /// How the relay sees a leg consume: <c>kernel</c> (the socket's acknowledged-bytes counter) or
-    /// <c>writes</c> (completed writes toward it: coarser, see README "The reaping deadline").
+    /// How the relay sees a leg consume: <c>kernel</c> (its socket's acknowledged-bytes counter),
+    /// <c>shared</c> (the counters of the HTTP/2 connections its stream shares) or <c>writes</c>
+    /// (completed writes toward it: coarser, see README "The reaping deadline").
     /// </summary>
-    public string ProgressSource(Leg leg) => TcpProgress.Supported && Of(leg).Socket?.Socket is not null ? "kernel" : "writes";
+    public string ProgressSource(Leg leg) => Of(leg).Socket?.Source ?? "writes";
 
     /// <summary>One heartbeat tick: pings, deadlines, reaping. Never blocks.</summary>
     public void OnTick(long now)
@@ -151,7 +152,7 @@ internal sealed partial class RelayConnection
             // While a write toward the leg is under way, its pong may be queued behind that write's
             // bytes: the leg is judged on its consumption alone.
             verdict = pending != 0
-                ? (now - Math.Max(pending, progress) >= pingWindow + pongWindow ? "no_progress" : null)
+                ? (now - Math.Max(Math.Max(pending, progress), leg.LastSharedProgress) >= pingWindow + pongWindow ? "no_progress" : null)
                 : (leg.PingSentAt != 0 && now - Math.Max(leg.PingSentAt, progress) >= pongWindow ? "pong_timeout" : null);
 
             if (verdict is null)
@@ -210,14 +211,14 @@ internal sealed partial class RelayConnection
     // The kernel's acknowledged-bytes counter moved since the last sample: the leg consumed.
     private void SampleProgress(ref LegState leg, long now)
     {
-        if (!TcpProgress.TryReadBytesAcked(leg.Socket?.Socket, out var acked))
+        if (leg.Socket is not { } slot || !slot.TryReadBytesAcked(out var acked))
         {
             return;
         }
 
         if (leg.AckedSampled && acked != leg.AckedBytes)
         {
-            Volatile.Write(ref leg.LastProgress, now);
+            Volatile.Write(ref slot.Socket is null ? ref leg.LastSharedProgress : ref leg.LastProgress, now);
         }
 
         leg.AckedBytes = acked;
@@ -231,6 +232,9 @@ internal sealed partial class RelayConnection
     private void EndPending(ref LegState leg, long now)
     {
         Volatile.Write(ref leg.PendingSince, 0);
+
+        // With a socket of its own, only the kernel's counter says the peer consumed. Sharing an HTTP/2
+        // connection's sockets, a completed write still counts too (either sign of life will do).
         if (leg.Socket?.Socket is null || !TcpProgress.Supported)
         {
             Volatile.Write(ref leg.LastProgress, now);

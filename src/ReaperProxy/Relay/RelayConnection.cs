@@ -104,6 +104,9 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
     /// <summary>Cancelled when the relay ends the connection itself; YARP's forwarder runs under it.</summary>
     public CancellationToken FinishToken => _finishCts.Token;
 
+    /// <summary>Where the backend leg's socket is (or will be) known, if the proxy tracks it.</summary>
+    public SocketSlot? BackendSocket => _backend.Socket;
+
     /// <summary>Takes over the client stream Kestrel handed out for the upgrade.</summary>
     public Stream Attach(Stream inner, string? destination)
     {

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
@@ -10,14 +11,79 @@ namespace ReaperProxy.Relay;
 internal sealed class SocketSlot
 {
     private Socket? _socket;
+    private SocketSet? _shared;
 
     public SocketSlot(Socket? socket = null) => _socket = socket;
 
+    /// <summary>The leg's own socket.</summary>
     public Socket? Socket
     {
         get => Volatile.Read(ref _socket);
         set => Volatile.Write(ref _socket, value);
     }
+
+    /// <summary>
+    /// When the leg has no socket of its own: the live sockets of the HTTP/2 connections to its backend
+    /// that its stream may share (set once the destination is known). The leg then counts as consuming
+    /// while any of them does — a frozen backend stops them all.
+    /// </summary>
+    public SocketSet? Shared
+    {
+        get => Volatile.Read(ref _shared);
+        set => Volatile.Write(ref _shared, value);
+    }
+
+    /// <summary><c>kernel</c> (own socket), <c>shared</c> (its HTTP/2 connections' sockets) or null (none known).</summary>
+    public string? Source => !TcpProgress.Supported ? null : Socket is not null ? "kernel" : Shared is { IsEmpty: false } ? "shared" : null;
+
+    /// <summary>The acknowledged bytes of the own socket, else the sum over the shared ones.</summary>
+    public bool TryReadBytesAcked(out ulong acked)
+    {
+        if (Socket is { } own)
+        {
+            return TcpProgress.TryReadBytesAcked(own, out acked);
+        }
+
+        acked = 0;
+        var any = false;
+        if (Shared is { } shared)
+        {
+            foreach (var socket in shared.Sockets)
+            {
+                if (TcpProgress.TryReadBytesAcked(socket, out var one))
+                {
+                    acked += one;
+                    any = true;
+                }
+            }
+        }
+
+        return any;
+    }
+}
+
+/// <summary>The live sockets of the HTTP/2 connections to one backend endpoint.</summary>
+internal sealed class SocketSet
+{
+    private readonly ConcurrentDictionary<Socket, byte> _sockets = new();
+
+    public bool IsEmpty => _sockets.IsEmpty;
+
+    /// <summary>A moment's view, enumerated without locks.</summary>
+    public IEnumerable<Socket> Sockets
+    {
+        get
+        {
+            foreach (var (socket, _) in _sockets)
+            {
+                yield return socket;
+            }
+        }
+    }
+
+    public void Add(Socket socket) => _sockets.TryAdd(socket, 0);
+
+    public void Remove(Socket socket) => _sockets.TryRemove(socket, out _);
 }
 
 /// <summary>

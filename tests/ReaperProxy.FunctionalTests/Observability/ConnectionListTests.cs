@@ -10,6 +10,27 @@ namespace ReaperProxy.FunctionalTests.Observability;
 public sealed class ConnectionListTests(ITestOutputHelper output)
 {
     [Fact]
+    public async Task WebSockets_sharing_an_HTTP2_backend_connection_are_judged_by_its_socket_not_by_write_completions()
+    {
+        await using var fixture = await RelayFixture.StartAsync(output, Relay.Heartbeat.Fast, backendProtocol: BackendProtocol.H2c);
+        using var admin = new HttpClient { BaseAddress = fixture.Proxy.AdminUri };
+        await using var first = await TestWebSocket.ConnectHttp1Async(fixture.Ws("/echo"));
+        await using var second = await TestWebSocket.ConnectHttp1Async(fixture.Ws("/echo"));
+        Assert.Equal("a", await first.EchoAsync("a"));
+        Assert.Equal("b", await second.EchoAsync("b"));
+
+        using var list = JsonDocument.Parse(await admin.GetStringAsync("connections"));
+        var progress = list.RootElement.GetProperty("connections").EnumerateArray()
+            .Select(c => c.GetProperty("backend").GetProperty("progress").GetString()).ToList();
+
+        // Both streams ride one HTTP/2 connection: the first may claim its socket ("kernel"), the other
+        // is judged by the HTTP/2 connections to the backend ("shared"); neither by writes alone.
+        Assert.Equal(2, progress.Count);
+        Assert.All(progress, p => Assert.Contains(p, new[] { "kernel", "shared" }));
+        Assert.Contains("shared", progress);
+    }
+
+    [Fact]
     public async Task Live_connections_are_listed_with_their_route_and_disappear_after_close()
     {
         await using var fixture = await RelayFixture.StartAsync(output, Relay.Heartbeat.Fast, h2cClient: true);
