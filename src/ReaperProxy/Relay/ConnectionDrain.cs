@@ -41,9 +41,6 @@ internal sealed class ConnectionDrain
     /// <summary>Whether shutdown has begun: new WebSockets are refused.</summary>
     public bool IsDraining => Volatile.Read(ref _started) != 0;
 
-    /// <summary>Completes once every WebSocket open at the start of the drain has been told to close.</summary>
-    public Task Completion => _completion;
-
     /// <summary>Tracks a pass-through (<c>Off</c>) WebSocket so the drain can end it; dispose when it ends.</summary>
     public PassThroughLease TrackPassThrough(HttpContext context)
     {
@@ -60,7 +57,7 @@ internal sealed class ConnectionDrain
         }
 
         var period = _settings.Current.DrainPeriod;
-        _completion = Task.Run(() => RunAsync(period));
+        Volatile.Write(ref _completion, Task.Run(() => RunAsync(period)));
     }
 
     /// <summary>A second stop signal: what is left gets its Close now, and is ended a moment later.</summary>
@@ -149,7 +146,7 @@ internal sealed class ConnectionDrain
         var start = _time.GetTimestamp();
         try
         {
-            await _completion.WaitAsync(bound, _time, cancellationToken);
+            await Volatile.Read(ref _completion).WaitAsync(bound, _time, cancellationToken);
             while ((_registry.Count > 0 || !_passThrough.IsEmpty) && _time.GetElapsedTime(start) < bound)
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(20), _time, cancellationToken);

@@ -212,7 +212,7 @@ internal sealed partial class RelayConnection
     private async ValueTask AwaitWriteAsync(ValueTask write)
     {
         await write;
-        EndPending(ref _client, _time.GetTimestamp());
+        EndPending(ref _client);
     }
 
     // Sends what the heartbeat has for the client (a Close, else a ping) if the stream toward the

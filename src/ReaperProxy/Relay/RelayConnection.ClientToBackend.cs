@@ -46,7 +46,7 @@ internal sealed partial class RelayConnection
         // YARP reads again only once it has written everything the previous read returned to the
         // backend: that write completed (the backend's progress, without the kernel's counter) and a
         // Close handed over with it has reached the backend.
-        EndPending(ref _backend, _time.GetTimestamp());
+        EndPending(ref _backend);
         if (_backend.CloseInFlight)
         {
             OnCloseDelivered(Leg.Backend);

@@ -229,7 +229,8 @@ internal sealed partial class RelayConnection
     private void BeginPending(ref LegState leg, long now) => Volatile.Write(ref leg.PendingSince, now);
 
     // That write completed. Without the kernel's counter, a completed write is the progress signal.
-    private void EndPending(ref LegState leg, long now)
+    // The clock is read only then (a timestamp is the cost of this on the per-read path).
+    private void EndPending(ref LegState leg, long now = 0)
     {
         Volatile.Write(ref leg.PendingSince, 0);
 
@@ -237,7 +238,7 @@ internal sealed partial class RelayConnection
         // connection's sockets, a completed write still counts too (either sign of life will do).
         if (leg.Socket?.Socket is null || !TcpProgress.Supported)
         {
-            Volatile.Write(ref leg.LastProgress, now);
+            Volatile.Write(ref leg.LastProgress, now != 0 ? now : _time.GetTimestamp());
         }
     }
 
