@@ -88,6 +88,13 @@ internal sealed partial class RelayConnection
             return;
         }
 
+        // Data waiting in a write toward either leg is data under way, not idleness (a slow reader of a
+        // long frame is the liveness rules' to judge): the idle clock restarts once the write completes.
+        if (Volatile.Read(ref _client.PendingSince) != 0 || Volatile.Read(ref _backend.PendingSince) != 0)
+        {
+            Volatile.Write(ref _lastData, now);
+        }
+
         if (policy.IdleTimeout is { } idle && now - Volatile.Read(ref _lastData) >= Ticks(idle))
         {
             if (policy.Mode == HeartbeatMode.Enforce)

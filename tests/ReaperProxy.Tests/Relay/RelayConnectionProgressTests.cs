@@ -169,4 +169,29 @@ public class RelayConnectionProgressTests
         await RelayHarness.Guard(write);
         Assert.Equal(1004, h.Client.Received.Length);
     }
+
+    [Fact]
+    public async Task Data_waiting_in_a_write_toward_a_slow_client_is_not_idle()
+    {
+        await using var h = RelayHarness.Create(legs: "Client", idleTimeout: "3s");
+        h.KeepReadPending();
+        h.Client.HoldWrites();
+        var write = h.Relay.WriteAsync(WireFrame.Binary(1000).ToBytes()).AsTask();
+
+        // Far past IdleTimeout with the write still waiting (but short of the no-progress window).
+        for (var i = 0; i < 12; i++)
+        {
+            h.AdvanceAndTick(TimeSpan.FromSeconds(1));
+        }
+
+        Assert.Equal(CloseReason.None, h.Relay.Reason);
+
+        // Delivered; then the silence after it is idle.
+        h.Client.ReleaseWrites();
+        await RelayHarness.Guard(write);
+        h.AdvanceAndTick(TimeSpan.FromSeconds(2));
+        Assert.Equal(CloseReason.None, h.Relay.Reason);
+        h.AdvanceAndTick(TimeSpan.FromSeconds(1));
+        Assert.Equal(CloseReason.IdleTimeout, h.Relay.Reason);
+    }
 }
