@@ -68,7 +68,13 @@ internal sealed class ConnectionDrain
             return;
         }
 
-        Log.DrainHurried(_logger, _registry.Count + _passThrough.Count);
+        // A Ctrl-C in a terminal reaches the process twice (SIGINT to the group, then its supervisor's
+        // SIGTERM): say so only when something is cut short.
+        if (_registry.Count + _passThrough.Count is var left and > 0)
+        {
+            Log.DrainHurried(_logger, left);
+        }
+
         _hurry.Cancel();
     }
 
