@@ -432,8 +432,11 @@ internal sealed partial class RelayConnection
     private void OnInnerReadCompleted()
     {
         _innerWaitDone = true;
-        Signal(true);
+
+        // Done before the signal: the waiting read's continuation runs inline in it (below) and may
+        // start and hook the next inner read before Signal returns; nothing here may touch that read's state.
         _innerWaitCallbackDone = true;
+        Signal(true, inline: true);
 
         // Full fence: Dispose sets its flag and then reads ours; one of the two sides must see the other.
         Interlocked.MemoryBarrier();
@@ -450,10 +453,17 @@ internal sealed partial class RelayConnection
         Signal(false);
     }
 
-    private void Signal(bool dataReady)
+    // inline: run the waiting read's continuation (YARP's copy loop) on this thread, as a plain await on
+    // the inner stream would. Only from the inner read's own completion: Kestrel's callback, where Mode Off
+    // runs the same loop. A wake from the heartbeat or the closing path queues it instead, so no
+    // connection's copy loop ever runs on the shared heartbeat tick. Saves a thread-pool hop (and the
+    // worker wake-up it costs) per message from the client.
+    private void Signal(bool dataReady, bool inline = false)
     {
         if (Interlocked.Exchange(ref _waitArmed, 0) == 1)
         {
+            // Only the winner of the exchange above completes this wait, so the flag is its alone until then.
+            _waitCore.RunContinuationsAsynchronously = !inline;
             _waitCore.SetResult(dataReady);
         }
     }
