@@ -6,7 +6,9 @@ namespace ReaperProxy.Relay;
 /// The one heartbeat for all connections (Kestrel's Heartbeat pattern, not a timer per connection):
 /// a tick walks the registry and each connection compares its <c>long</c> deadlines with the clock.
 /// The tick follows the policies: a tenth of the smallest interval any policy uses, between 10 ms and
-/// 1 s, so a dead leg is reaped within its deadline plus at most two ticks. It keeps running through
+/// 1 s, so a dead leg is reaped within its deadline plus at most two ticks. Each tick is cut into
+/// sub-ticks, one per registry group (<see cref="ConnectionRegistry.Shards"/>): every connection is still
+/// visited once per tick, and the pings due in one tick go out spread over it. It keeps running through
 /// shutdown, until the server has drained, because closing handshakes on shutdown need it.
 /// </summary>
 internal sealed class HeartbeatScheduler : IHostedService, IDisposable
@@ -62,10 +64,20 @@ internal sealed class HeartbeatScheduler : IHostedService, IDisposable
     }
 
     /// <summary>One walk over all connections (tests call it directly with a fake clock).</summary>
+    /// <summary>Visits every connection once.</summary>
     public void Tick()
     {
+        for (var shard = 0; shard < ConnectionRegistry.Shards; shard++)
+        {
+            Tick(shard);
+        }
+    }
+
+    // One group of connections: each is visited once per TickPeriod, one group per sub-tick.
+    private void Tick(int shard)
+    {
         var now = _time.GetTimestamp();
-        foreach (var (id, connection) in _registry.Entries)
+        foreach (var (id, connection) in _registry.Entries(shard))
         {
             try
             {
@@ -81,18 +93,20 @@ internal sealed class HeartbeatScheduler : IHostedService, IDisposable
     private async Task RunAsync()
     {
         var token = _stop.Token;
+        var shard = 0;
         while (!token.IsCancellationRequested)
         {
             try
             {
-                await Task.Delay(TickPeriod(_settings.Current), _time, token);
+                await Task.Delay(TickPeriod(_settings.Current) / ConnectionRegistry.Shards, _time, token);
             }
             catch (OperationCanceledException)
             {
                 return;
             }
 
-            Tick();
+            Tick(shard);
+            shard = (shard + 1) % ConnectionRegistry.Shards;
         }
     }
 }
