@@ -27,10 +27,17 @@ internal sealed class HeartbeatAwareForwarder(IHttpForwarder inner) : IHttpForwa
         }
 
         // The relay ends a connection it reaped through this token: YARP treats it as a cancellation.
-        using var finish = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, relay.Connection.FinishToken);
+        // YARP's middleware passes no token of its own, and then the relay's is used as is: a linked
+        // source would be kept for the WebSocket's whole life, about 200 bytes per connection.
         var headersTimeout = requestConfig.ActivityTimeout ?? s_defaultActivityTimeout;
         using var bounded = new HttpMessageInvoker(new ResponseHeadersTimeoutHandler(httpClient, headersTimeout), disposeHandler: true);
         var config = requestConfig with { ActivityTimeout = Timeout.InfiniteTimeSpan };
+        if (!cancellationToken.CanBeCanceled)
+        {
+            return await inner.SendAsync(context, destinationPrefix, bounded, config, transformer, relay.Connection.FinishToken);
+        }
+
+        using var finish = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, relay.Connection.FinishToken);
         return await inner.SendAsync(context, destinationPrefix, bounded, config, transformer, finish.Token);
     }
 

@@ -37,7 +37,9 @@ internal sealed class HeartbeatMiddleware
         _logger = loggerFactory.CreateLogger("ReaperProxy.Heartbeat");
     }
 
-    public async Task InvokeAsync(HttpContext context)
+    // Not async itself, nor is the step that admits a WebSocket: a WebSocket's request keeps one
+    // state machine alive for its whole life (PassThroughAsync or RelayAsync), not three.
+    public Task InvokeAsync(HttpContext context)
     {
         var upgrade = context.Features.Get<IHttpUpgradeFeature>();
         var connect = context.Features.Get<IHttpExtendedConnectFeature>();
@@ -47,8 +49,7 @@ internal sealed class HeartbeatMiddleware
             string.Equals(connect.Protocol, "websocket", StringComparison.OrdinalIgnoreCase);
         if (!isH1WebSocket && !isH2WebSocket)
         {
-            await _next(context);
-            return;
+            return _next(context);
         }
 
         var proxy = context.GetReverseProxyFeature();
@@ -59,16 +60,15 @@ internal sealed class HeartbeatMiddleware
         {
             // Shutting down: this replica takes no new WebSocket; the client retries (elsewhere).
             _metrics.Refused(route.RouteId, proxy.Cluster.Config.ClusterId, "shutdown");
-            await WriteServiceUnavailableAsync(context, "ReaperProxy: shutting down; retry (another replica takes it).\n");
-            return;
+            return WriteServiceUnavailableAsync(context, "ReaperProxy: shutting down; retry (another replica takes it).\n");
         }
 
         if (!_limiter.TryEnter(max))
         {
-            await RefuseAsync(context, route.RouteId, proxy.Cluster.Config.ClusterId, max);
-            return;
+            return RefuseAsync(context, route.RouteId, proxy.Cluster.Config.ClusterId, max);
         }
 
+        // From here the admitted slot is released by PassThroughAsync or RelayAsync, or below if neither starts.
         try
         {
             // A WebSocket's whole lifetime would otherwise land in http.server.request.duration (Off routes too).
@@ -79,16 +79,24 @@ internal sealed class HeartbeatMiddleware
 
             var policyName = route.Metadata?.GetValueOrDefault(ReaperSettings.PolicyMetadataKey);
             var policy = settings.PolicyForRoute(route.RouteId, policyName);
-            if (policy.Mode == HeartbeatMode.Off)
-            {
-                // Plain pass-through; the drain can only end it (no Close can be put into its bytes).
-                using var lease = _drain.TrackPassThrough(context);
-                await _next(context);
-            }
-            else
-            {
-                await RelayAsync(context, upgrade, connect, isH1WebSocket, route.RouteId, proxy.Cluster.Config.ClusterId, policyName);
-            }
+            return policy.Mode == HeartbeatMode.Off
+                ? PassThroughAsync(context)
+                : RelayAsync(context, upgrade, connect, isH1WebSocket, route.RouteId, proxy.Cluster.Config.ClusterId, policyName);
+        }
+        catch
+        {
+            _limiter.Exit();
+            throw;
+        }
+    }
+
+    // Plain pass-through; the drain can only end it (no Close can be put into its bytes).
+    private async Task PassThroughAsync(HttpContext context)
+    {
+        try
+        {
+            using var lease = _drain.TrackPassThrough(context);
+            await _next(context);
         }
         finally
         {
@@ -98,44 +106,51 @@ internal sealed class HeartbeatMiddleware
 
     private async Task RelayAsync(HttpContext context, IHttpUpgradeFeature? upgrade, IHttpExtendedConnectFeature? connect, bool isH1WebSocket, string routeId, string clusterId, string? policyName)
     {
-        var backendSocket = BackendSockets.Track();
-        var connection = new RelayConnection(_registry.NextId(), context, routeId, clusterId, policyName, _settings, _time, _logger, _metrics, backendSocket);
-        var relayFeature = new HeartbeatRelayFeature(connection);
-        context.Features.Set<IHeartbeatRelayFeature>(relayFeature);
-        if (isH1WebSocket)
-        {
-            context.Features.Set<IHttpUpgradeFeature>(new RelayUpgradeFeature(upgrade!, this, connection, context));
-        }
-        else
-        {
-            context.Features.Set<IHttpExtendedConnectFeature>(new RelayExtendedConnectFeature(connect!, this, connection, context));
-        }
-
         try
         {
-            await _next(context);
+            var backendSocket = BackendSockets.Track();
+            var connection = new RelayConnection(_registry.NextId(), context, routeId, clusterId, policyName, _settings, _time, _logger, _metrics, backendSocket);
+            var relayFeature = new HeartbeatRelayFeature(connection);
+            context.Features.Set<IHeartbeatRelayFeature>(relayFeature);
+            if (isH1WebSocket)
+            {
+                context.Features.Set<IHttpUpgradeFeature>(new RelayUpgradeFeature(upgrade!, this, connection, context));
+            }
+            else
+            {
+                context.Features.Set<IHttpExtendedConnectFeature>(new RelayExtendedConnectFeature(connect!, this, connection, context));
+            }
+
+            try
+            {
+                await _next(context);
+            }
+            finally
+            {
+                context.Features.Set(upgrade);
+                context.Features.Set(connect);
+                context.Features.Set<IHeartbeatRelayFeature>(null);
+                if (connection.IsAttached)
+                {
+                    // The request may end only once the relay's read on Kestrel's stream has (see ReadsDone).
+                    try
+                    {
+                        await connection.ReadsDone.WaitAsync(TimeSpan.FromSeconds(2));
+                    }
+                    catch (TimeoutException)
+                    {
+                        // Kestrel completes a cancelled read promptly; never hold the request on it for longer.
+                    }
+
+                    _registry.Remove(connection);
+                    connection.MarkEnded(FallbackReason(context));
+                    Relay.Log.ConnectionClosed(_logger, connection.Id, connection.RouteId, connection.Reason.ToTag(), Math.Round(_time.GetElapsedTime(connection.OpenedAt).TotalSeconds, 3));
+                }
+            }
         }
         finally
         {
-            context.Features.Set(upgrade);
-            context.Features.Set(connect);
-            context.Features.Set<IHeartbeatRelayFeature>(null);
-            if (connection.IsAttached)
-            {
-                // The request may end only once the relay's read on Kestrel's stream has (see ReadsDone).
-                try
-                {
-                    await connection.ReadsDone.WaitAsync(TimeSpan.FromSeconds(2));
-                }
-                catch (TimeoutException)
-                {
-                    // Kestrel completes a cancelled read promptly; never hold the request on it for longer.
-                }
-
-                _registry.Remove(connection);
-                connection.MarkEnded(FallbackReason(context));
-                Relay.Log.ConnectionClosed(_logger, connection.Id, connection.RouteId, connection.Reason.ToTag(), Math.Round(_time.GetElapsedTime(connection.OpenedAt).TotalSeconds, 3));
-            }
+            _limiter.Exit();
         }
     }
 

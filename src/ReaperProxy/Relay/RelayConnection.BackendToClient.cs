@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using ReaperProxy.Framing;
 
@@ -11,7 +12,6 @@ internal sealed partial class RelayConnection
     private FrameScanner _b2c;
     private byte[]? _b2cHeld;
     private int _b2cHeldCount;
-    private byte[]? _controlOut;
     private CancellationTokenSource? _writeCts;
     private CancellationToken _writeCallerToken;
 
@@ -224,14 +224,22 @@ internal sealed partial class RelayConnection
             return;
         }
 
-        _controlOut ??= new byte[FrameHeader.MaxControlFrame];
-        var isClose = _client.CloseQueued;
-        var now = _time.GetTimestamp();
-        var length = isClose ? WriteQueuedClose(Leg.Client, _controlOut) : WritePing(Leg.Client, _controlOut, now);
-        await SendToClientAsync(inner, _controlOut.AsMemory(0, length), dropping: false, now, token);
-        if (isClose)
+        // Rented for the write only: an idle connection holds no buffer between pings.
+        var frame = ArrayPool<byte>.Shared.Rent(FrameHeader.MaxControlFrame);
+        try
         {
-            OnCloseDelivered(Leg.Client);
+            var isClose = _client.CloseQueued;
+            var now = _time.GetTimestamp();
+            var length = isClose ? WriteQueuedClose(Leg.Client, frame) : WritePing(Leg.Client, frame, now);
+            await SendToClientAsync(inner, frame.AsMemory(0, length), dropping: false, now, token);
+            if (isClose)
+            {
+                OnCloseDelivered(Leg.Client);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(frame);
         }
     }
 
