@@ -41,6 +41,56 @@ public sealed class RunningProcessTests(ITestOutputHelper output) : IDisposable
         Assert.DoesNotContain("   at ", result.StandardError, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("false", "false")]
+    [InlineData("true", "true")]
+    public async Task Every_Transport_setting_relays_WebSockets_both_ways_and_reaps_a_silent_client(string inlineScheduling, string inlineCompletions)
+    {
+        await using var backend = await TestBackend.StartAsync(new() { Output = output });
+        var file = Write(ProxyConfig.CatchAll(backend.BaseUri)
+            .Set("Reaper:Heartbeat:PingInterval", "500ms").Set("Reaper:Heartbeat:PongTimeout", "500ms").ToJson());
+        await using var process = await ProxyProcess.StartAsync(file, environment: new Dictionary<string, string>
+        {
+            ["Reaper__Transport__InlineScheduling"] = inlineScheduling,
+            ["Reaper__Transport__InlineSocketCompletions"] = inlineCompletions,
+        });
+        var url = new UriBuilder(new Uri(process.PublicUri, "/echo")) { Scheme = "ws" }.Uri;
+        await using (var socket = await TestWebSocket.ConnectHttp1Async(url))
+        {
+            for (var i = 0; i < 50; i++)
+            {
+                Assert.Equal($"message {i}", await socket.EchoAsync($"message {i}"));
+            }
+
+            await socket.CloseAsync();
+        }
+
+        // A client that reads the proxy's pings but never answers them is still reaped under each setting.
+        await using var silent = await RawWebSocket.ConnectAsync(url);
+        var pings = 0;
+        RawFrame? frame = null;
+        var reaped = Stopwatch.StartNew();
+        try
+        {
+            while ((frame = await silent.ReceiveFrameAsync(TimeSpan.FromSeconds(15))) is { Opcode: RawFrame.Ping })
+            {
+                pings++;
+            }
+        }
+        catch (IOException)
+        {
+            // The dead leg's connection is aborted (a reset) once it is reaped.
+            frame = null;
+        }
+
+        Assert.True(pings > 0, "no ping reached the silent client");
+        Assert.True(frame is null or { Opcode: RawFrame.Close }, $"expected the proxy's Close or the end of the connection, got {frame}");
+        Assert.True(reaped.Elapsed < TimeSpan.FromSeconds(10), $"reaped after {reaped.Elapsed}, the deadline is 1 s");
+
+        var result = await process.StopAsync();
+        Assert.Equal(0, result.ExitCode);
+    }
+
     [Fact]
     public async Task SIGTERM_drains_WebSockets_with_1001_spread_over_the_period_and_the_process_exits_0_in_time()
     {

@@ -54,6 +54,9 @@ public sealed class ReaperSettings
     /// </summary>
     public TimeSpan DrainPeriod { get; }
 
+    /// <summary><c>Reaper:Transport</c>: socket scheduling, read at start only.</summary>
+    public TransportSettings Transport { get; init; } = TransportSettings.Default;
+
     /// <summary>The longest CloseTimeout of any policy: how long the last closing handshake of a drain may take.</summary>
     public TimeSpan LongestCloseTimeout => Policies.Values.Select(p => p.CloseTimeout).Append(DefaultPolicy.CloseTimeout).Max();
 

@@ -9,7 +9,8 @@ public static class ReaperSettingsReader
     /// <summary>The root section of the reaper's own settings.</summary>
     public const string SectionName = "Reaper";
 
-    private static readonly string[] s_reaperKeys = ["AdminUrls", "ConfigFile", "Drain", "Heartbeat", "Policies", "LogFormat", "MaxConnections"];
+    private static readonly string[] s_reaperKeys = ["AdminUrls", "ConfigFile", "Drain", "Heartbeat", "Policies", "LogFormat", "MaxConnections", "Transport"];
+    private static readonly string[] s_transportKeys = ["InlineScheduling", "InlineSocketCompletions"];
     private static readonly string[] s_drainKeys = ["Period"];
     private static readonly string[] s_policyKeys = ["Mode", "Legs", "PingInterval", "PongTimeout", "CloseTimeout", "IdleTimeout"];
 
@@ -41,6 +42,7 @@ public static class ReaperSettingsReader
 
         var maxConnections = ReadMaxConnections(reaper, problems);
         var drainPeriod = ReadDrainPeriod(reaper.GetSection("Drain"), problems);
+        var transport = ReadTransport(reaper.GetSection("Transport"), problems);
         var defaultPolicy = ReadPolicy(reaper.GetSection("Heartbeat"), HeartbeatPolicy.Default, name: null, problems);
 
         var policies = new Dictionary<string, HeartbeatPolicy>(StringComparer.OrdinalIgnoreCase);
@@ -59,7 +61,43 @@ public static class ReaperSettingsReader
             routePolicies,
             logFormat,
             maxConnections,
-            drainPeriod);
+            drainPeriod)
+        {
+            Transport = transport,
+        };
+    }
+
+    private static TransportSettings ReadTransport(IConfigurationSection section, List<ConfigError> problems)
+    {
+        foreach (var child in section.GetChildren())
+        {
+            if (!s_transportKeys.Contains(child.Key, StringComparer.OrdinalIgnoreCase))
+            {
+                problems.Add(new(child.Path, $"unknown setting '{child.Key}' (known: {string.Join(", ", s_transportKeys)})"));
+            }
+        }
+
+        var defaults = TransportSettings.Default;
+        return new TransportSettings(
+            ReadBool(section, "InlineScheduling", defaults.InlineScheduling, problems),
+            ReadBool(section, "InlineSocketCompletions", defaults.InlineSocketCompletions, problems));
+    }
+
+    private static bool ReadBool(IConfigurationSection section, string key, bool fallback, List<ConfigError> problems)
+    {
+        var text = section[key]?.Trim();
+        if (string.IsNullOrEmpty(text))
+        {
+            return fallback;
+        }
+
+        if (bool.TryParse(text, out var value))
+        {
+            return value;
+        }
+
+        problems.Add(new($"{section.Path}:{key}", $"'{text}' is not true or false"));
+        return fallback;
     }
 
     // A duration, where (unlike the policy durations) zero is meaningful: close everything at once.

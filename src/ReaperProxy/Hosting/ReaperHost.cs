@@ -24,6 +24,9 @@ public sealed class ReaperHost : IAsyncDisposable
     // Past Period + CloseTimeout, the relays end what is left themselves within a second; the rest is slack.
     private static readonly TimeSpan s_shutdownMargin = TimeSpan.FromSeconds(3);
 
+    /// <summary>The runtime's switch behind <see cref="TransportSettings.InlineSocketCompletions"/>.</summary>
+    public const string InlineSocketCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+
     /// <summary>When the last closing handshake of a drain has ended: <c>Drain:Period</c> + the longest CloseTimeout.</summary>
     public static TimeSpan ShutdownBound(ReaperSettings settings) => settings.DrainPeriod + settings.LongestCloseTimeout;
 
@@ -209,6 +212,7 @@ public sealed class ReaperHost : IAsyncDisposable
         // closing handshake is bounded by CloseTimeout; past that (and a margin), whatever is left is cut.
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = ShutdownBound(settings) + s_shutdownMargin);
 
+        ConfigureTransport(builder, settings.Transport);
         ConfigureLogging(builder, settings.LogFormat);
         builder.Services.AddSingleton(reporter);
         builder.Services.AddSingleton(_ => monitor);
@@ -244,6 +248,18 @@ public sealed class ReaperHost : IAsyncDisposable
         app.MapReaperProxy();
         errors = [];
         return app;
+    }
+
+    // Reaper:Transport. The runtime reads its variable when the process's first socket operation starts,
+    // which is after this (Kestrel has not bound yet); in a process that already used sockets it would
+    // not apply, so it is set only here, at start.
+    private static void ConfigureTransport(WebApplicationBuilder builder, TransportSettings transport)
+    {
+        builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = transport.InlineScheduling);
+        if (transport.InlineSocketCompletions)
+        {
+            Environment.SetEnvironmentVariable(InlineSocketCompletionsVariable, "1");
+        }
     }
 
     private static void ConfigureLogging(WebApplicationBuilder builder, LogFormat format)

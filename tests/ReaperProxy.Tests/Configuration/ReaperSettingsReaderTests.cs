@@ -504,6 +504,35 @@ public class ReaperSettingsReaderTests
         Assert.Contains("is not a positive whole number of WebSockets", error.Message);
     }
 
+    [Fact]
+    public void Transport_defaults_to_inline_scheduling_without_inline_socket_completions()
+    {
+        var transport = Read("{}").Transport;
+
+        Assert.True(transport.InlineScheduling);
+        Assert.False(transport.InlineSocketCompletions);
+    }
+
+    [Fact]
+    public void Transport_settings_are_read()
+    {
+        var transport = Read("""{ "Reaper": { "Transport": { "InlineScheduling": false, "InlineSocketCompletions": "true" } } }""").Transport;
+
+        Assert.False(transport.InlineScheduling);
+        Assert.True(transport.InlineSocketCompletions);
+    }
+
+    [Theory]
+    [InlineData("""{ "Reaper": { "Transport": { "InlineScheduling": "sometimes" } } }""", "Reaper:Transport:InlineScheduling", "'sometimes' is not true or false")]
+    [InlineData("""{ "Reaper": { "Transport": { "IOQueues": 4 } } }""", "Reaper:Transport:IOQueues", "unknown setting 'IOQueues' (known: InlineScheduling, InlineSocketCompletions)")]
+    public void A_bad_Transport_setting_names_its_key_path(string json, string path, string problem)
+    {
+        var error = Assert.Single(Errors(json));
+
+        Assert.Equal(path, error.Path);
+        Assert.Contains(problem, error.Message);
+    }
+
     private static ReaperSettings Read(string json)
     {
         var settings = ReaperSettingsReader.Read(TestConfiguration.FromJson(json), out var errors);
