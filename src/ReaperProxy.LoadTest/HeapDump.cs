@@ -26,12 +26,16 @@ internal static class HeapDump
             var heap = runtime.Heap;
 
             // Reachable objects only: what a full GC would keep.
+            // Each object's parent is the object the walk first reached it from: for byte[], it tells
+            // what holds a buffer (a pool, a pipe, a relay), which the counts by type cannot.
             var live = new HashSet<ulong>();
+            var parentType = new Dictionary<ulong, string>();
             var stack = new Stack<ulong>();
             foreach (var root in heap.EnumerateRoots())
             {
                 if (root.Object.Address != 0 && live.Add(root.Object.Address))
                 {
+                    parentType[root.Object.Address] = $"root: {root.RootKind}";
                     stack.Push(root.Object.Address);
                 }
             }
@@ -48,6 +52,7 @@ internal static class HeapDump
                 {
                     if (reference != 0 && live.Add(reference))
                     {
+                        parentType[reference] = obj.Type?.Name ?? "?";
                         stack.Push(reference);
                     }
                 }
@@ -55,6 +60,7 @@ internal static class HeapDump
 
             var byType = new Dictionary<string, (long Count, long Bytes)>(StringComparer.Ordinal);
             var byteArrays = new Dictionary<long, long>();
+            var holders = new Dictionary<(long Length, string Holder), long>();
             long total = 0;
             foreach (var address in live)
             {
@@ -72,6 +78,8 @@ internal static class HeapDump
                 {
                     var length = obj.AsArray().Length;
                     byteArrays[length] = byteArrays.GetValueOrDefault(length) + 1;
+                    var holder = (length, parentType.GetValueOrDefault(address, "?"));
+                    holders[holder] = holders.GetValueOrDefault(holder) + 1;
                 }
             }
 
@@ -87,6 +95,10 @@ internal static class HeapDump
             foreach (var (length, count) in byteArrays.OrderByDescending(p => p.Key * p.Value).Take(12))
             {
                 Console.WriteLine($"{count,10:N0} x {length,8:N0} bytes = {length * count / 1024.0,10:N0} KiB");
+                foreach (var ((_, holder), held) in holders.Where(h => h.Key.Length == length).OrderByDescending(h => h.Value).Take(4))
+                {
+                    Console.WriteLine($"{"",14}{held,8:N0} held by {holder}");
+                }
             }
 
             return Task.FromResult(0);

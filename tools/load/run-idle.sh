@@ -126,7 +126,7 @@ LOAD_STATS=$(runtime_stats "$PROXY_PID")
 REAPED_END=$(metric_sum "$ADMIN_PORT" '^reaper_connections_reaped_total')
 if [ "$HEAPDUMP" = 1 ]; then
   log "heap dump of the loaded proxy (pid $PROXY_PID) -> $OUT/heap-$POLICY-$LEGS-$PING-$COUNT.txt"
-  dotnet "$LOADTEST_DLL" heap-dump --pid "$PROXY_PID" --dump "$WORK/proxy.dmp" >"$OUT/heap-$POLICY-$LEGS-$PING-$COUNT.txt" 2>&1 || log "heap dump failed"
+  dotnet "$LOADTEST_DLL" heap-dump --pid "$PROXY_PID" --top 80 --dump "$WORK/proxy.dmp" >"$OUT/heap-$POLICY-$LEGS-$PING-$COUNT.txt" 2>&1 || log "heap dump failed"
   rm -f "$WORK/proxy.dmp"
 fi
 
