@@ -380,9 +380,11 @@ idle_measure() {
   local hold; hold=$(awk -v s="$settle" -v w="$window" 'BEGIN {printf "%d", s + w + 120}')
   start_idle_clients "$target" "$count" "$clients" "$hold" "$dir"
   wait_idle_clients "$dir" "$clients" 200
-  sleep "$settle"
+  # The machine's busy %: over the CPU window when there is one, else over the settle time.
   local mb0 mt0 c0=0 c1=0 w0 w1 p0=0 p1=0 reaped=0 rss_max=0 r
   read -r mb0 mt0 < <(machine_jiffies)
+  sleep "$settle"
+  if awk -v w="$window" 'BEGIN {exit !(w > 0)}'; then read -r mb0 mt0 < <(machine_jiffies); fi
   if awk -v w="$window" 'BEGIN {exit !(w > 0)}'; then
     [ -n "$admin" ] && p0=$(metric_sum "$admin" '^reaper_pings_sent_total')
     c0=$(sum_ticks "$pids"); w0=$(date +%s.%N)
@@ -413,13 +415,14 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "client-*.json"))):
     try: clients.append(json.loads(open(f).read().strip().splitlines()[-1]))
     except Exception as e: clients.append({"error": f"{f}: {e}", "failed": 0, "closedEarly": 1})
 n = $IDLE_CONNECTED
+heap, base_heap = $heap, $base_heap
 window = $w1 - $w0
 r = {
   "part": "$part", "subject": "$subject", "repeat": $rep, "count": $count, "ping": "$ping" if "$subject" != "off" else None,
   "connected": n, "connectSeconds": $IDLE_CONNECT_SECONDS, "processes": len("$pids".split(",")),
   "baselineRssKB": $base_rss, "rssKB": $rss, "rssMaxKB": $rss_max, "rssPerConnKB": round(($rss - $base_rss) / n, 2) if n else None,
   "heapBytes": $heap, "baselineHeapBytes": $base_heap,
-  "heapPerConnKB": round(($heap - $base_heap) / 1024 / n, 2) if n and $heap is not None and $base_heap is not None else None,
+  "heapPerConnKB": round((heap - base_heap) / 1024 / n, 2) if n and heap is not None and base_heap is not None else None,
   "fds": $fds,
   "windowSeconds": round(window, 2) if window > 0 else None,
   "baselineCpuPctOfCore": $base_cpu,
