@@ -12,7 +12,7 @@
 #       [--churn-concurrency 16] [--churn-duration 5] [--abort-fraction 0.1]
 #       [--idle-count 3000] [--idle-settle 20]
 #       [--heartbeat-count 9000] [--heartbeat-window 45] [--heartbeat-settle 20] [--short-ping 2s]
-#       [--sources 4] [--port-base 26000] [--no-build] [--out DIR] [--smoke]
+#       [--sources 4] [--port-base 26000] [--no-build] [--out DIR] [--smoke] [--estimate]
 #
 # Parts:
 #   throughput  closed-loop echo (LoadTest echo), msg/s and the proxy's CPU µs per message (all of its
@@ -23,6 +23,7 @@
 #               delta over the idle process / N (nginx: all of its processes)
 #   heartbeat   9,000 idle connections: proxy CPU over a window for Off, Enforce (15 s pings) and a
 #               short-interval Enforce (--short-ping); µs per ping from reaper_pings_sent_total
+# --estimate: print how long the run would take (the estimate the watchdog is set from) and exit.
 # --smoke: every subject and part, one size and connection count, tiny durations, a few hundred idle
 #   connections: checks that the harness works (well under 90 s once built); exits non-zero when a
 #   subject errored or a table is missing. The figures it prints mean nothing.
@@ -39,7 +40,7 @@ RATES=1000,5000 RATE_CONNS=16 RATE_SIZE=64 RATE_DURATION=10 RATE_WARMUP=2
 CHURN_CONC=16 CHURN_DURATION=5 ABORT_FRACTION=0.1
 IDLE_COUNT=3000 IDLE_SETTLE=20
 HB_COUNT=9000 HB_WINDOW=45 HB_SETTLE=20 SHORT_PING=2s HB_BASE=5
-REPEAT=3 NSRC=4 PORT_BASE=26000 BUILD=1 OUT="" SMOKE=0 SUBJECT_WARMUP=2
+REPEAT=3 NSRC=4 PORT_BASE=26000 BUILD=1 OUT="" SMOKE=0 SUBJECT_WARMUP=2 ESTIMATE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --only) PARTS=$2; shift 2 ;;
@@ -68,6 +69,7 @@ while [ $# -gt 0 ]; do
     --no-build) BUILD=0; shift ;;
     --out) OUT=$2; shift 2 ;;
     --smoke) SMOKE=1; shift ;;
+    --estimate) ESTIMATE=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "compare.sh: unknown option $1 (see the header of $0)" >&2; exit 2 ;;
   esac
@@ -130,6 +132,10 @@ BUDGET=$(awk -v R="$REPEAT" -v S="$n_subj" -v P="$n_proxy" -v H="$n_hb" -v sizes
 [ "$BUDGET" -le 3600 ] || die_early "that is about ${BUDGET}s of measurements: keep one invocation under an hour (fewer --repeat, sizes, connection counts or rates, shorter durations, or --only some parts)"
 # The watchdog: half again the estimate, plus the build, and never more than 75 minutes.
 WATCHDOG_SECONDS=$(( BUDGET * 3 / 2 + 300 )); [ "$WATCHDOG_SECONDS" -le 4500 ] || WATCHDOG_SECONDS=4500
+if [ "$ESTIMATE" = 1 ]; then
+  echo "about $BUDGET s ($((BUDGET / 60)) min) of measurements plus the build; watchdog ${WATCHDOG_SECONDS} s"
+  exit 0
+fi
 
 # shellcheck source=common.sh
 source "$HERE/common.sh"
