@@ -32,6 +32,19 @@ internal static class Cli
               Reports messages/s and round-trip percentiles over DURATION (after WARMUP), and for each
               watched process its CPU (utime+stime, /proc) over that window, per message too.
 
+          rate --target ws://HOST:PORT/ws --connections K --rate MSGS_PER_S --size BYTES [--duration 10s]
+               [--warmup 2s] [--drain 5s] [--source ...] [--watch-pid PID[,PID...]]
+              Open loop: RATE messages/s in all, spread over K connections, sent on schedule whether or not
+              the echoes have come back. Latency (HdrHistogram) is taken from each message's intended send
+              time, which corrects for coordinated omission; the latency from the actual send is beside it.
+              Reports the achieved rate against the asked one (keptUp false, with a note, when the target
+              fell behind), p50/p90/p99/p99.9/max, errors, and watched processes' CPU as echo does.
+
+          churn --target ws://HOST:PORT/ws --concurrency C [--duration 10s] [--abort-fraction 0.1]
+                [--size 64] [--max-connections 500000] [--source ...] [--watch-pid PID[,PID...]]
+              C loops of: connect and upgrade, one echo of SIZE bytes, close (a share F of them aborted
+              instead of a closing handshake). Reports upgrades/s, connect+upgrade p50/p90/p99, errors.
+
           slow-reader --url ws://HOST:PORT/PATH --rate BYTES_PER_S [--step BYTES] [--rcvbuf BYTES]
                [--duration 30s] [--direction download|upload] [--size BYTES] [--id ID]
               One WebSocket over a raw socket (handshake by hand) whose peer consumes slowly. download:
@@ -83,6 +96,8 @@ internal static class Cli
                 "backend" => await Backend.RunAsync(options),
                 "idle" => await IdleClient.RunAsync(options),
                 "echo" => await EchoClient.RunAsync(options),
+                "rate" => await RateClient.RunAsync(options),
+                "churn" => await ChurnClient.RunAsync(options),
                 "slow-reader" => await SlowReader.RunAsync(options),
                 "slow-backend" => await SlowBackend.RunAsync(options),
                 "runtime-stats" => await RuntimeStats.RunAsync(options),

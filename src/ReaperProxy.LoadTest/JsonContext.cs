@@ -5,6 +5,8 @@ namespace ReaperProxy.LoadTest;
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(IdleResult))]
 [JsonSerializable(typeof(EchoResult))]
+[JsonSerializable(typeof(RateResult))]
+[JsonSerializable(typeof(ChurnResult))]
 [JsonSerializable(typeof(RuntimeStatsResult))]
 [JsonSerializable(typeof(BackendStats))]
 [JsonSerializable(typeof(SlowReaderResult))]

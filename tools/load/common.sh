@@ -1,5 +1,5 @@
-# Shared by run-idle.sh and run-echo.sh: build, start/stop the backend and the proxy, sample /proc
-# and /metrics. Everything listens on and talks to loopback only. Source it; do not run it.
+# Shared by run-idle.sh, run-echo.sh, run-slow-reader.sh and compare.sh: build, start/stop the
+# backend and the proxy, open idle clients, sample /proc and /metrics. Everything listens on and talks to loopback only. Source it; do not run it.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # PROXY_DLL may point at another build of the proxy (e.g. a baseline commit built elsewhere, with
@@ -46,16 +46,78 @@ start_watchdog() { # SECONDS
   PIDS+=($!)
 }
 
-begin_run() { # NAME ; sets WORK (and OUT if unset), installs cleanup, a ten-minute watchdog, builds
+begin_run() { # NAME ; sets WORK (and OUT if unset), installs cleanup, a watchdog, builds
   WORK=$(mktemp -d "/tmp/reaper-$1.XXXXXX")
   OUT=${OUT:-$WORK}
   mkdir -p "$OUT"
   trap cleanup EXIT
   trap 'exit 130' INT TERM
-  # A hard stop for the whole run, whatever happens: about ten minutes.
-  start_watchdog 600
+  # A hard stop for the whole run, whatever happens: ten minutes unless the script sets
+  # WATCHDOG_SECONDS from its own estimate (compare.sh runs for up to an hour).
+  start_watchdog "${WATCHDOG_SECONDS:-600}"
   [ "$BUILD" = 1 ] && build_release
   [ -f "$PROXY_DLL" ] && [ -f "$LOADTEST_DLL" ] || die "build first (or drop --no-build)"
+}
+
+# Drops a pid from PIDS once its process is stopped and reaped, so the final cleanup never signals a
+# pid that the system may have given to someone else's process since.
+forget_pid() { # PID
+  local kept=() pid
+  for pid in "${PIDS[@]}"; do [ "$pid" = "$1" ] || kept+=("$pid"); done
+  PIDS=("${kept[@]}")
+}
+
+# stop_pid PID: SIGTERM, up to 10 s to exit, then SIGKILL; reaps it and forgets it.
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.2; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  forget_pid "$1"
+}
+
+# start_idle_clients TARGET COUNT CLIENTS HOLD_SECONDS DIR: COUNT idle, live WebSockets (a receive
+# pending on each, so they answer pings) from CLIENTS processes, client i bound to 127.0.0.(i+1): each
+# source address has its own ephemeral ports. Client i writes DIR/ready-i once all of its connections
+# are open and DIR/client-i.json (its result) when it ends. Sets IDLE_CLIENT_PIDS.
+start_idle_clients() {
+  local target=$1 count=$2 clients=$3 hold=$4 dir=$5 i n per extra
+  per=$((count / clients)); extra=$((count % clients))
+  IDLE_CLIENT_PIDS=()
+  for i in $(seq 1 "$clients"); do
+    n=$per; [ "$i" -le "$extra" ] && n=$((n + 1))
+    dotnet "$LOADTEST_DLL" idle --target "$target" --count "$n" --source "127.0.0.$((i + 1))" --duration "${hold}s" \
+      --connect-timeout 180s --ready-file "$dir/ready-$i" >"$dir/client-$i.json" 2>"$dir/client-$i.log" &
+    PIDS+=($!); IDLE_CLIENT_PIDS+=($!)
+  done
+}
+
+# wait_idle_clients DIR CLIENTS SECONDS: until every client wrote its ready file (dies after SECONDS).
+# Sets IDLE_CONNECTED (connections open) and IDLE_CONNECT_SECONDS.
+wait_idle_clients() {
+  local start=$SECONDS ready f
+  while :; do
+    ready=0; for f in "$1"/ready-*; do [ -e "$f" ] && ready=$((ready + 1)); done
+    [ "$ready" -ge "$2" ] && break
+    [ $((SECONDS - start)) -lt "$3" ] || die "idle clients not connected within $3 s"
+    sleep 0.5
+  done
+  IDLE_CONNECT_SECONDS=$((SECONDS - start))
+  IDLE_CONNECTED=$(cat "$1"/ready-* | awk '{s += $1} END {print s + 0}')
+}
+
+# stop_idle_clients: SIGTERM ends their hold early; each then closes every connection with a closing
+# handshake and prints its result. Up to 60 s per client.
+stop_idle_clients() {
+  local pid
+  for pid in "${IDLE_CLIENT_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${IDLE_CLIENT_PIDS[@]}"; do
+    for _ in $(seq 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    forget_pid "$pid"
+  done
+  IDLE_CLIENT_PIDS=()
 }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

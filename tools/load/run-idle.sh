@@ -73,24 +73,9 @@ log "baseline: RSS ${BASE_RSS} kB, CPU ${BASE_CPU}% of a core, $BASE_FDS descrip
 
 # Open the connections: COUNT spread over CLIENTS processes and source addresses 127.0.0.2, .3, ...
 HOLD=$((SETTLE + WINDOW + 120))
-per=$((COUNT / CLIENTS)); extra=$((COUNT % CLIENTS))
-CLIENT_PIDS=()
-for i in $(seq 1 "$CLIENTS"); do
-  n=$per; [ "$i" -le "$extra" ] && n=$((n + 1))
-  src="127.0.0.$((i + 1))"
-  dotnet "$LOADTEST_DLL" idle --target "$TARGET" --count "$n" --source "$src" --duration "${HOLD}s" \
-    --connect-timeout 180s --ready-file "$WORK/ready-$i" >"$WORK/client-$i.json" 2>"$WORK/client-$i.log" &
-  PIDS+=($!); CLIENT_PIDS+=($!)
-done
-connect_start=$SECONDS
-while :; do
-  ready=0; for f in "$WORK"/ready-*; do [ -e "$f" ] && ready=$((ready + 1)); done
-  [ "$ready" -ge "$CLIENTS" ] && break
-  [ $((SECONDS - connect_start)) -lt 200 ] || die "clients not connected within 200 s"
-  sleep 1
-done
-CONNECT_SECONDS=$((SECONDS - connect_start))
-CONNECTED=$(cat "$WORK"/ready-* | awk '{s += $1} END {print s}')
+start_idle_clients "$TARGET" "$COUNT" "$CLIENTS" "$HOLD" "$WORK"
+wait_idle_clients "$WORK" "$CLIENTS" 200
+CONNECT_SECONDS=$IDLE_CONNECT_SECONDS CONNECTED=$IDLE_CONNECTED
 log "$CONNECTED/$COUNT connected in ~${CONNECT_SECONDS}s; settling ${SETTLE}s"
 sleep "$SETTLE"
 
@@ -131,10 +116,7 @@ if [ "$HEAPDUMP" = 1 ]; then
 fi
 
 # Close: the clients end their hold early on SIGTERM and close every connection with a handshake.
-for pid in "${CLIENT_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-for pid in "${CLIENT_PIDS[@]}"; do
-  for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-done
+stop_idle_clients
 
 python3 - "$WORK" "$OUT/idle-$POLICY-$LEGS-$PING-$COUNT-$(date +%Y%m%dT%H%M%S).json" <<PY
 import json, glob, sys, os

@@ -20,10 +20,14 @@ internal static class ExternalTool
         throw new InvalidOperationException("ReaperProxy.sln not found above " + AppContext.BaseDirectory);
     }
 
-    /// <summary>The full path of a tool on PATH; fails the test with how to install it when missing.</summary>
+    /// <summary>
+    /// The full path of a tool on PATH, or in /usr/sbin and /sbin where Debian installs daemons such as
+    /// nginx and haproxy (a non-root PATH lacks them); fails the test with how to install it when missing.
+    /// </summary>
     public static string Require(string tool, string debianPackage = "prometheus")
     {
-        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(Path.PathSeparator))
+        var path = (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(Path.PathSeparator);
+        foreach (var dir in path.Concat(["/usr/sbin", "/sbin"]))
         {
             var candidate = Path.Combine(dir, tool);
             if (File.Exists(candidate))
