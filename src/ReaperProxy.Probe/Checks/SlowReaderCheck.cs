@@ -13,9 +13,13 @@ namespace ReaperProxy.Probe.Checks;
 internal sealed class SlowReaderCheck : ICheck
 {
     private const int ReceiveBuffer = 4096;
-    private const int MaxBatch = 16 * 1024;
+    private const int MaxBatch = 4 * 1024;
+    private const int MaxAhead = 16 * 1024;
+    private const int MaxDrain = 4 * 1024 * 1024;
     private static readonly TimeSpan s_noDataWithin = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan s_afterClose = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan s_drain = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan s_aheadPoll = TimeSpan.FromMilliseconds(20);
 
     public string Name => "slow-reader";
 
@@ -24,11 +28,12 @@ internal sealed class SlowReaderCheck : ICheck
     public async Task<CheckResult> RunAsync(CheckContext context)
     {
         var settings = context.Settings;
+        PacedStream? paced = null;
         var tuning = new SocketTuning
         {
             ReceiveBufferSize = ReceiveBuffer,
             ReadBufferSize = 1024,
-            ReadThrough = stream => new PacedStream(stream, settings.ReadRate, context.Time),
+            ReadThrough = stream => paced = new PacedStream(stream, settings.ReadRate, context.Time),
         };
         await using var session = await context.OpenAsync(tuning);
         session.AnswerPings = true;
@@ -58,9 +63,32 @@ internal sealed class SlowReaderCheck : ICheck
                 done.Cancel();
             }
         });
-        var sender = settings.Echo is { } echo ? SendEchoesAsync(session, echo, settings.ReadBytes, done.Token) : Task.CompletedTask;
+        var sender = settings.Echo is { } echo ? SendEchoesAsync(session, echo, settings.ReadBytes, context.Time, done.Token) : Task.CompletedTask;
         var ended = await session.WaitForEndAsync(done.Token);
         await Task.WhenAll(Quiet(watchdog), Quiet(sender));
+
+        // A server (or proxy) that gave up on the slow reader may have closed its socket gracefully: its FIN then
+        // waits behind the data still queued toward the probe and would reach a slow reader only much later.
+        // Read the rest at full speed, briefly, to see whether an end is waiting there.
+        var slowPhase = session.Elapsed;
+        var drainedFrom = session.DataBytes;
+        var endBehindData = false;
+        // (Not after every echo came back: nothing more was asked for, so nothing can be queued.)
+        if (!ended && session.CloseReceived is null && !session.Interrupted && paced is not null && !(readAll && settings.Echo is not null))
+        {
+            paced.Unpace();
+            using var drain = CancellationTokenSource.CreateLinkedTokenSource(context.Interrupt);
+            drain.CancelAfter(s_drain);
+            session.OnData = total =>
+            {
+                if (total - drainedFrom >= MaxDrain)
+                {
+                    drain.Cancel();
+                }
+            };
+            ended = await session.WaitForEndAsync(drain.Token);
+            endBehindData = ended || session.CloseReceived is not null;
+        }
 
         var source = settings.Echo is null ? "server_stream" : "echo";
         IReadOnlyList<KeyValuePair<string, object?>> details =
@@ -70,9 +98,12 @@ internal sealed class SlowReaderCheck : ICheck
             new("receiveBufferBytes", effectiveBuffer),
             new("requestedBytes", settings.ReadBytes),
             new("firstDataAfterSeconds", session.FirstDataAt?.TotalSeconds),
+            new("slowSeconds", slowPhase.TotalSeconds),
+            new("bytesReadSlowly", drainedFrom),
+            new("endQueuedBehindData", endBehindData),
         ];
         var rate = Durations.FormatRate(settings.ReadRate);
-        var read = Durations.FormatBytes(session.DataBytes);
+        var read = Durations.FormatBytes(drainedFrom);
         CheckResult Result(Verdict verdict, string summary, string measured, ConnectionEnd? endedBy = null) =>
             session.Result(Name, verdict, summary, measured, endedBy) with { Details = details };
 
@@ -88,13 +119,23 @@ internal sealed class SlowReaderCheck : ICheck
                     $"ended after {Durations.Format(cutAt)}, nothing read");
             }
 
+            if (endBehindData && session.DataBytes > drainedFrom)
+            {
+                var slowRead = Durations.FormatBytes(drainedFrom);
+                return Result(Verdict.Fail,
+                    $"A client reading slowly ({rate}) but steadily was cut within {Durations.Format(slowPhase)}, having read {slowRead}: " +
+                    $"the end ({how}) was queued behind {Durations.FormatBytes(session.DataBytes - drainedFrom)} of data still on its way, so a slow user " +
+                    "finds out late; whatever cut it judges slowness as death and needs a longer timeout.",
+                    $"cut within {Durations.Format(slowPhase)} at {slowRead} read, {rate} (end found behind {Durations.FormatBytes(session.DataBytes - drainedFrom)} still queued); {session.PingsText()}");
+            }
+
             return Result(Verdict.Fail,
                 $"A client reading slowly ({rate}) but steadily was cut after {Durations.Format(cutAt)} ({how}), having read {read}: " +
                 "users on slow links get disconnected; whatever cut it judges slowness as death and needs a longer timeout.",
                 $"cut after {Durations.Format(cutAt)} ({how}) at {read} read, {rate}; {session.PingsText()}");
         }
 
-        var held = session.Elapsed;
+        var held = slowPhase;
         await session.CloseNormallyAsync();
         var measured = $"read {read} at {rate} in {Durations.Format(held)}; {session.PingsText()}";
         if (noData)
@@ -119,20 +160,31 @@ internal sealed class SlowReaderCheck : ICheck
                 measured, ConnectionEnd.StillOpen);
     }
 
-    // Sends the echo message until the echoes add up to what the check reads, many frames per write.
-    private static async Task SendEchoesAsync(ProbeSession session, string echo, int wanted, CancellationToken token)
+    // Sends the echo message until the echoes add up to what the check reads, a few frames per write, and never
+    // more than MaxAhead of echo outstanding: a server that echoes into a slow reader stops reading, and a write
+    // stuck behind it would hold the write lock that the pongs need (the proxy would then rightly judge the probe dead).
+    // A write is never cancelled halfway (that would leave half a frame); only the waits between them are.
+    private static async Task SendEchoesAsync(ProbeSession session, string echo, int wanted, TimeProvider time, CancellationToken token)
     {
-        var payload = Encoding.UTF8.GetBytes(echo);
-        var frames = (wanted + payload.Length - 1) / Math.Max(1, payload.Length);
-        var batch = new MemoryStream();
-        for (var i = 0; i < frames && !token.IsCancellationRequested; i++)
+        var frame = FrameWriter.Encode(Opcode.Text, Encoding.UTF8.GetBytes(echo));
+        var payloadLength = Math.Max(1, Encoding.UTF8.GetByteCount(echo));
+        var perBatch = Math.Max(1, MaxBatch / frame.Length);
+        long sent = 0;
+        while (sent < wanted && !token.IsCancellationRequested)
         {
-            batch.Write(FrameWriter.Encode(Opcode.Text, payload));
-            if (batch.Length >= MaxBatch || i == frames - 1)
+            if (sent - session.DataBytes >= MaxAhead)
             {
-                await session.Connection.Writer.SendRawAsync(batch.ToArray(), token);
-                batch.SetLength(0);
+                await Task.Delay(s_aheadPoll, time, token);
+                continue;
             }
+
+            var batch = new MemoryStream();
+            for (var i = 0; i < perBatch && sent < wanted; i++, sent += payloadLength)
+            {
+                batch.Write(FrameWriter.Encode(Opcode.Text, Encoding.UTF8.GetBytes(echo)));
+            }
+
+            await session.Connection.Writer.SendRawAsync(batch.ToArray(), CancellationToken.None);
         }
     }
 

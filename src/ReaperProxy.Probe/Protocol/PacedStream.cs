@@ -10,6 +10,10 @@ internal sealed class PacedStream(Stream inner, int bytesPerSecond, TimeProvider
     private readonly int _chunk = Math.Max(1, bytesPerSecond / 10);
     private readonly long _started = time.GetTimestamp();
     private long _handedOut;
+    private volatile bool _unpaced;
+
+    /// <summary>From now on, reads go at full speed (to find the end of a stream behind what is still queued).</summary>
+    public void Unpace() => _unpaced = true;
 
     public override bool CanRead => true;
 
@@ -23,6 +27,11 @@ internal sealed class PacedStream(Stream inner, int bytesPerSecond, TimeProvider
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        if (_unpaced)
+        {
+            return await inner.ReadAsync(buffer, cancellationToken);
+        }
+
         // Wait until the bytes handed out so far fit the rate.
         var due = TimeSpan.FromSeconds((double)_handedOut / bytesPerSecond);
         var wait = due - time.GetElapsedTime(_started);
