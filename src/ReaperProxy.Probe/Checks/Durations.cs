@@ -5,7 +5,7 @@ namespace ReaperProxy.Probe.Checks;
 /// <summary>Durations as people read them in the probe's sentences and table.</summary>
 internal static class Durations
 {
-    /// <summary><c>2.31 s</c>, <c>45 ms</c>, <c>120 s</c>, <c>2 min</c>.</summary>
+    /// <summary><c>2.31 s</c>, <c>45 ms</c>, <c>120 s</c>, <c>15 min</c>.</summary>
     public static string Format(TimeSpan value)
     {
         var seconds = value.TotalSeconds;
@@ -17,6 +17,7 @@ internal static class Durations
             < 10 => Invariant($"{seconds:0.0#} s"),
             < 120 when Math.Abs(seconds - Math.Round(seconds)) < 0.05 => Invariant($"{seconds:0} s"),
             < 120 => Invariant($"{seconds:0.0} s"),
+            < 600 => Invariant($"{seconds:0} s"),
             _ when seconds % 60 == 0 => Invariant($"{seconds / 60:0} min"),
             _ => Invariant($"{seconds:0} s"),
         };
