@@ -84,7 +84,7 @@ internal sealed class PingAnswerCheck : ICheck
         var connectionEnded = reader.IsCompleted && await reader;
         if (!connectionEnded)
         {
-            await session.CloseNormallyAsync();
+            await session.CloseNormallyAsync(reader);
         }
 
         var sorted = rtts.Order().ToList();

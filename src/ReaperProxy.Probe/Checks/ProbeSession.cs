@@ -11,6 +11,7 @@ namespace ReaperProxy.Probe.Checks;
 /// </summary>
 internal sealed class ProbeSession : IAsyncDisposable
 {
+    private static readonly TimeSpan s_closeGrace = TimeSpan.FromSeconds(1);
     private readonly TimeProvider _time;
     private readonly CheckProgress _progress;
     private readonly CancellationToken _interrupt;
@@ -23,6 +24,7 @@ internal sealed class ProbeSession : IAsyncDisposable
     private int _pongsSent;
     private long _dataBytes;
     private CloseSeen? _closeSent;
+    private TimeSpan? _concludedAt;
 
     public ProbeSession(WebSocketConnection connection, TimeProvider time, CheckProgress progress, TimeSpan limit, CancellationToken interrupt)
     {
@@ -164,7 +166,8 @@ internal sealed class ProbeSession : IAsyncDisposable
     /// <summary>Records that the server ended the connection (for checks that watch the TCP state instead of reading).</summary>
     public void MarkEnded(StreamEnd end)
     {
-        if (End != StreamEnd.None)
+        // After the check concluded, the end belongs to the probe's own closing handshake, not to what was measured.
+        if (End != StreamEnd.None || _concludedAt is not null)
         {
             return;
         }
@@ -205,22 +208,41 @@ internal sealed class ProbeSession : IAsyncDisposable
         }
     }
 
-    /// <summary>Ends the check politely where that is what a correct client would do: Close 1000, then TCP.</summary>
-    public async Task CloseNormallyAsync()
+    /// <summary>
+    /// Ends the check as a correct client would: Close 1000, then up to a second for the server's reply and its end
+    /// of TCP (RFC 6455 §7.1.1: the server closes first), so the server under audit logs a clean close.
+    /// <paramref name="reader"/> is the check's own read loop, if one is still running (only one may read).
+    /// </summary>
+    public async Task CloseNormallyAsync(Task? reader = null)
     {
-        if (End == StreamEnd.None && CloseSent is null)
+        Conclude();
+        if (End != StreamEnd.None || CloseSent is not null)
         {
-            using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(1));
-            try
+            return;
+        }
+
+        using var bound = CancellationTokenSource.CreateLinkedTokenSource(_interrupt);
+        bound.CancelAfter(s_closeGrace);
+        try
+        {
+            await SendCloseAsync(1000, "reaperproxy-probe done", bound.Token);
+            if (reader is not null)
             {
-                await SendCloseAsync(1000, "reaperproxy-probe done", bound.Token);
+                await reader.WaitAsync(bound.Token);
             }
-            catch (OperationCanceledException)
+            else
             {
-                // A server that does not even take a Close: the connection ends anyway.
+                await WaitForEndAsync(bound.Token);
             }
         }
+        catch (OperationCanceledException)
+        {
+            // A server that does not answer in time: the connection ends anyway.
+        }
     }
+
+    /// <summary>The check has its answer: its elapsed time stops here (a closing handshake after it is not part of the check).</summary>
+    public void Conclude() => _concludedAt ??= Elapsed;
 
     /// <summary>The fields every result has, filled from this session.</summary>
     public CheckResult Result(string check, Verdict verdict, string summary, string measured, ConnectionEnd? endedBy = null) => new()
@@ -230,7 +252,7 @@ internal sealed class ProbeSession : IAsyncDisposable
         Summary = summary,
         Measured = measured,
         Limit = Limit,
-        Elapsed = Elapsed,
+        Elapsed = _concludedAt ?? Elapsed,
         Interrupted = Interrupted && End == StreamEnd.None,
         EndedBy = End switch
         {
@@ -302,6 +324,10 @@ internal sealed class ProbeSession : IAsyncDisposable
 
             case Opcode.Pong:
                 OnPong?.Invoke(frame, Elapsed);
+                break;
+
+            case Opcode.Close when _concludedAt is not null:
+                // The reply to the probe's closing Close: not part of what the check measured.
                 break;
 
             case Opcode.Close:

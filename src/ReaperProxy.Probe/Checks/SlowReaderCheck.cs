@@ -136,6 +136,7 @@ internal sealed class SlowReaderCheck : ICheck
         }
 
         var held = slowPhase;
+        session.OnData = null;
         await session.CloseNormallyAsync();
         var measured = $"read {read} at {rate} in {Durations.Format(held)}; {session.PingsText()}";
         if (noData)
