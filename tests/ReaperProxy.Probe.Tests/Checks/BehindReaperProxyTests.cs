@@ -80,6 +80,24 @@ public sealed class BehindReaperProxyTests
         Assert.True(slow.GetProperty("details").GetProperty("endQueuedBehindData").GetBoolean(), slow.ToString());
     }
 
+    [Fact]
+    public async Task An_IdleTimeout_in_ReaperProxy_cuts_live_idle_users_and_idle_live_reports_its_Close_1001_idle()
+    {
+        await using var server = await TargetServer.StartAsync();
+        await using var proxy = await ProxyUnderTest.StartAsync(server, "1s", idleTimeout: "2s");
+        var outcome = await ProbeRun.RunAsync(proxy.WebSocketUri.ToString(), "--json", "--check", "idle-live", "--limit", "8s");
+
+        Assert.True(outcome.ExitCode == 1, outcome + "\n--- proxy ---\n" + proxy.Log);
+        var idle = outcome.Check("idle-live");
+        Assert.Equal("fail", idle.GetProperty("verdict").GetString());
+        var close = idle.GetProperty("connection").GetProperty("closeReceived");
+        Assert.Equal(1001, close.GetProperty("code").GetInt32());
+        Assert.Equal("idle", close.GetProperty("reason").GetString());
+        Assert.InRange(close.GetProperty("afterSeconds").GetDouble(), 1.9, 2 + Slack);
+        Assert.Equal(1001, idle.GetProperty("connection").GetProperty("closeSent").GetProperty("code").GetInt32());
+        Assert.Contains("with Close 1001 'idle'", idle.GetProperty("summary").GetString());
+    }
+
     private static async Task<string> MetricsAsync(ProxyUnderTest proxy)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };

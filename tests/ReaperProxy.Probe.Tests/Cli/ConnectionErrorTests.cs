@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using ReaperProxy.Probe.Protocol;
 using ReaperProxy.Probe.Tests.Infrastructure;
 
 namespace ReaperProxy.Probe.Tests.Cli;
@@ -102,6 +103,29 @@ public sealed class ConnectionErrorTests
 
         Assert.True(outcome.ExitCode == 2, outcome.ToString());
         Assert.Contains($"error: TLS handshake with 127.0.0.1:{server.WebSocketUri.Port} failed", outcome.Stderr);
+    }
+
+    [Fact]
+    public async Task A_server_that_accepts_but_never_answers_the_upgrade_exits_2_after_the_connect_timeout()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        var outcome = await ProbeRun.RunAsync($"ws://127.0.0.1:{port}/", "--connect-timeout", "1s");
+
+        Assert.True(outcome.ExitCode == 2, outcome.ToString());
+        Assert.Contains($"error: no answer within 1 s during the WebSocket upgrade at ws://127.0.0.1:{port}/", outcome.Stderr);
+    }
+
+    [Fact]
+    public void A_name_that_does_not_resolve_is_described_as_a_DNS_error()
+    {
+        // Not resolved for real: the tests send nothing beyond loopback, DNS queries included.
+        var failure = WebSocketConnector.Describe(new SocketException((int)SocketError.HostNotFound), "chat.example.invalid", 443, resolving: true);
+
+        Assert.Equal(ConnectFailureKind.Dns, failure.Kind);
+        Assert.StartsWith("cannot resolve the host name 'chat.example.invalid'", failure.Message);
+        Assert.EndsWith("check the spelling of the URL, or your DNS", failure.Message);
     }
 
     private static int FreePort()

@@ -23,13 +23,17 @@ public sealed class ProxyUnderTest : IAsyncDisposable
     /// <summary>The proxy's log so far.</summary>
     public string Log => _process.StandardOutput + _process.StandardError;
 
-    /// <summary>Starts ReaperProxy with PingInterval = PongTimeout = CloseTimeout = <paramref name="policy"/> in front of <paramref name="target"/>.</summary>
-    public static async Task<ProxyUnderTest> StartAsync(TargetServer target, string policy)
+    /// <summary>
+    /// Starts ReaperProxy with PingInterval = PongTimeout = CloseTimeout = <paramref name="policy"/> (and an
+    /// IdleTimeout, off by default) in front of <paramref name="target"/>.
+    /// </summary>
+    public static async Task<ProxyUnderTest> StartAsync(TargetServer target, string policy, string? idleTimeout = null)
     {
         var config = ProxyConfig.CatchAll(target.BaseUri)
             .Set("Reaper:Heartbeat:PingInterval", policy)
             .Set("Reaper:Heartbeat:PongTimeout", policy)
             .Set("Reaper:Heartbeat:CloseTimeout", policy)
+            .Set("Reaper:Heartbeat:IdleTimeout", idleTimeout)
             .WithTestDefaults();
         var file = Path.Combine(Path.GetTempPath(), $"reaperproxy-probe-test-{Guid.NewGuid():N}.json");
         File.WriteAllText(file, config.ToJson());
