@@ -9,8 +9,9 @@
 #   5. runs it with a read-only root filesystem (no tmpfs either) in a pod beside the echo backend, ports
 #      published on 127.0.0.1 only, and asserts: /healthz /readyz /metrics answer on the admin port and not
 #      on the public one; the process runs as uid 1654; no warning is logged; a WebSocket echo goes through
-#      the container; SIGTERM (podman stop) makes a connected client get Close 1001 and the container exit 0
-#      well within the stop timeout.
+#      the container; reaperproxy-probe, run from the image by name, passes ping-answer and idle-live through
+#      it; SIGTERM (podman stop) makes a connected client get Close 1001 and the container exit 0 well within
+#      the stop timeout.
 # Installs nothing (.ci/run does): a missing tool fails the check naming its Debian package. Needs root,
 # podman with runc and the nofile ulimits in /etc/containers/containers.conf (see deploy/README.md), and
 # npm. Every wait is bounded; containers and the pod are removed on exit. Prints how long each step took.
@@ -220,6 +221,19 @@ curl_ -f "$admin/metrics" > "$tmp/metrics.txt" || fail "admin /metrics did not a
 grep -qE '^reaper_connections_opened(_total)?[{ ].* 1$' "$tmp/metrics.txt" \
     || fail "admin /metrics does not count the WebSocket: $(grep '^reaper_' "$tmp/metrics.txt")"
 ok "admin /metrics counts it: $(grep -E '^reaper_connections_opened' "$tmp/metrics.txt" | head -n 1)"
+
+step "run: reaperproxy-probe from the image, against the proxy in the container"
+out="$(timeout 60 podman run --rm --network=host --read-only --read-only-tmpfs=false --entrypoint reaperproxy-probe "$image" \
+    "ws://127.0.0.1:$public_port/echo" --check ping-answer --check idle-live --limit 2s 2>&1)" \
+    || fail "reaperproxy-probe in the image did not pass ping-answer and idle-live through the proxy:"$'\n'"$out"
+grep -qE '^[│|] ping-answer +[│|] pass' <<<"$out" && grep -qE '^[│|] idle-live +[│|] pass' <<<"$out" || fail "unexpected probe output:"$'\n'"$out"
+ok "reaperproxy-probe (on PATH in the image): $(tail -n 1 <<<"$out")"
+# Its connections end with it; the next step counts exactly one open WebSocket.
+deadline=$(( SECONDS + 10 ))
+until [[ "$(curl_ -f "$admin/metrics" | awk '/^reaper_connections_active[{ ]/ {s += $NF} END {print s + 0}')" == 0 ]]; do
+    (( SECONDS < deadline )) || fail "the probe's WebSockets were still open 10 s after it exited"
+    sleep 0.2
+done
 
 step "run: SIGTERM with a WebSocket open"
 run podman run -d --name "$client" --network=host "$echo_image" \
