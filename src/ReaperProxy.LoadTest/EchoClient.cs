@@ -118,31 +118,12 @@ internal static class EchoClient
                     all.Length > 0 ? Math.Round((cpuAfter[i] - cpuBefore[i]) * 1e6 / all.Length, 2) : 0)).ToArray());
             Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(result, JsonContext.Default.EchoResult));
 
-            using var closeDeadline = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-            await Task.WhenAll(sockets.Where(s => s.State == WebSocketState.Open).Select(async s =>
-            {
-                try
-                {
-                    await s.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", closeDeadline.Token);
-                }
-                catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
-                {
-                    // Best effort.
-                }
-            }));
+            await Net.CloseAllAsync(sockets);
             return errors == 0 ? 0 : 1;
         }
         finally
         {
-            foreach (var socket in sockets)
-            {
-                socket?.Dispose();
-            }
-
-            foreach (var invoker in invokers)
-            {
-                invoker.Dispose();
-            }
+            Net.DisposeAll(sockets, invokers);
         }
     }
 

@@ -62,4 +62,35 @@ internal static class Net
         socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
         return socket;
     }
+
+    /// <summary>Closes every open socket with a normal Close, at most 15 s in all; best effort.</summary>
+    public static async Task CloseAllAsync(IEnumerable<ClientWebSocket?> sockets)
+    {
+        using var closeDeadline = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        await Task.WhenAll(sockets.Where(s => s?.State == WebSocketState.Open).Select(async s =>
+        {
+            try
+            {
+                await s!.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", closeDeadline.Token);
+            }
+            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
+            {
+                // Best effort.
+            }
+        }));
+    }
+
+    /// <summary>Disposes the sockets (unset entries skipped) and the invokers they connected through.</summary>
+    public static void DisposeAll(IEnumerable<ClientWebSocket?> sockets, IEnumerable<HttpMessageInvoker> invokers)
+    {
+        foreach (var socket in sockets)
+        {
+            socket?.Dispose();
+        }
+
+        foreach (var invoker in invokers)
+        {
+            invoker.Dispose();
+        }
+    }
 }
