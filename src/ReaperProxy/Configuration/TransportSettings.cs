@@ -8,8 +8,9 @@ namespace ReaperProxy.Configuration;
 /// </summary>
 /// <param name="InlineScheduling">
 /// Kestrel's <c>UnsafePreferInlineScheduling</c>: run the client side's pipe continuations on the
-/// thread that completed the socket operation instead of queueing them to Kestrel's I/O queues. Safe
-/// here because nothing in the relay blocks a thread. Default <c>true</c>.
+/// thread that completed the socket operation instead of queueing them to Kestrel's I/O queues. Nothing
+/// in the relay blocks a thread, but no gain was measurable here (docs/performance.md), so Kestrel's
+/// default stands. Default <c>false</c>.
 /// </param>
 /// <param name="InlineSocketCompletions">
 /// The runtime's <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS</c>: run every socket completion on
@@ -21,5 +22,5 @@ namespace ReaperProxy.Configuration;
 public sealed record TransportSettings(bool InlineScheduling, bool InlineSocketCompletions)
 {
     /// <summary>The defaults.</summary>
-    public static TransportSettings Default { get; } = new(InlineScheduling: true, InlineSocketCompletions: false);
+    public static TransportSettings Default { get; } = new(InlineScheduling: false, InlineSocketCompletions: false);
 }

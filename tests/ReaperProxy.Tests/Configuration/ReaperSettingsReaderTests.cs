@@ -505,20 +505,20 @@ public class ReaperSettingsReaderTests
     }
 
     [Fact]
-    public void Transport_defaults_to_inline_scheduling_without_inline_socket_completions()
+    public void Transport_defaults_to_the_platform_scheduling()
     {
         var transport = Read("{}").Transport;
 
-        Assert.True(transport.InlineScheduling);
+        Assert.False(transport.InlineScheduling);
         Assert.False(transport.InlineSocketCompletions);
     }
 
     [Fact]
     public void Transport_settings_are_read()
     {
-        var transport = Read("""{ "Reaper": { "Transport": { "InlineScheduling": false, "InlineSocketCompletions": "true" } } }""").Transport;
+        var transport = Read("""{ "Reaper": { "Transport": { "InlineScheduling": true, "InlineSocketCompletions": "true" } } }""").Transport;
 
-        Assert.False(transport.InlineScheduling);
+        Assert.True(transport.InlineScheduling);
         Assert.True(transport.InlineSocketCompletions);
     }
 
