@@ -362,7 +362,7 @@ def main():
         e, o = lat_med(rate, "enforce", "p99Us"), lat_med(rate, "off", "p99Us")
         kept = all((x.get("result") or {}).get("keptUp") for x in lat.get((rate, "enforce"), [])) and bool(lat.get((rate, "enforce")))
         r = ratio(e, o)
-        target(f"Enforce p99 ≤ 1.1× Off at {rate:,} msg/s ({header.get('rateConnections')} conns)", f"{num(e)} vs {num(o)} µs" + ("" if kept else ", Enforce fell behind"),
+        target(f"Enforce p99 ≤ 1.1× Off at {rate:,} msg/s ({header.get('rateConnections')} conns)", ("not measured" if not lat.get((rate, "enforce")) else f"{num(e)} vs {num(o)} µs" + ("" if kept else ", Enforce fell behind")),
                fx(r), None if r is None else (r <= 1.1 and kept), "latency")
     e, o = idle_med("enforce", "rssPerConnKB"), idle_med("off", "rssPerConnKB")
     target("Idle memory: Enforce ≤ Off + 2 KiB per connection", "—" if e is None or o is None else f"{e:.1f} vs {o:.1f} KiB (Off {'+' if e - o >= 0 else '−'} {abs(e - o):.1f} KiB)",
