@@ -30,16 +30,7 @@ internal static class EchoClient
         var sockets = new ClientWebSocket[connections];
         try
         {
-            using (var connectDeadline = CancellationTokenSource.CreateLinkedTokenSource(stop.Token))
-            {
-                connectDeadline.CancelAfter(TimeSpan.FromSeconds(60));
-                await Task.WhenAll(Enumerable.Range(0, connections).Select(async i =>
-                {
-                    var socket = Net.NewClient();
-                    sockets[i] = socket;
-                    await socket.ConnectAsync(target, invokers[i % invokers.Length], connectDeadline.Token);
-                }));
-            }
+            await Net.ConnectAllAsync(target, sockets, invokers, stop.Token);
 
             var phase = Warmup;
             var perConnection = new List<long>[connections];

@@ -63,6 +63,22 @@ internal static class Net
         return socket;
     }
 
+    /// <summary>
+    /// Fills <paramref name="sockets"/> with connected clients, spread round-robin over the invokers'
+    /// source addresses; at most 60 s in all.
+    /// </summary>
+    public static async Task ConnectAllAsync(Uri target, ClientWebSocket?[] sockets, HttpMessageInvoker[] invokers, CancellationToken cancellationToken)
+    {
+        using var connectDeadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        connectDeadline.CancelAfter(TimeSpan.FromSeconds(60));
+        await Task.WhenAll(Enumerable.Range(0, sockets.Length).Select(async i =>
+        {
+            var socket = NewClient();
+            sockets[i] = socket;
+            await socket.ConnectAsync(target, invokers[i % invokers.Length], connectDeadline.Token);
+        }));
+    }
+
     /// <summary>Closes every open socket with a normal Close, at most 15 s in all; best effort.</summary>
     public static async Task CloseAllAsync(IEnumerable<ClientWebSocket?> sockets)
     {

@@ -106,12 +106,12 @@ internal sealed class HeartbeatMiddleware
 
     private async Task RelayAsync(HttpContext context, IHttpUpgradeFeature? upgrade, IHttpExtendedConnectFeature? connect, bool isH1WebSocket, string routeId, string clusterId, string? policyName)
     {
+        RelayConnection? connection = null;
         try
         {
             var backendSocket = BackendSockets.Track();
-            var connection = new RelayConnection(_registry.NextId(), context, routeId, clusterId, policyName, _settings, _time, _logger, _metrics, backendSocket);
-            var relayFeature = new HeartbeatRelayFeature(connection);
-            context.Features.Set<IHeartbeatRelayFeature>(relayFeature);
+            connection = new RelayConnection(_registry.NextId(), context, routeId, clusterId, policyName, _settings, _time, _logger, _metrics, backendSocket);
+            context.Features.Set<IHeartbeatRelayFeature>(new HeartbeatRelayFeature(connection));
             if (isH1WebSocket)
             {
                 context.Features.Set<IHttpUpgradeFeature>(new RelayUpgradeFeature(upgrade!, this, connection, context));
@@ -121,35 +121,30 @@ internal sealed class HeartbeatMiddleware
                 context.Features.Set<IHttpExtendedConnectFeature>(new RelayExtendedConnectFeature(connect!, this, connection, context));
             }
 
-            try
-            {
-                await _next(context);
-            }
-            finally
-            {
-                context.Features.Set(upgrade);
-                context.Features.Set(connect);
-                context.Features.Set<IHeartbeatRelayFeature>(null);
-                if (connection.IsAttached)
-                {
-                    // The request may end only once the relay's read on Kestrel's stream has (see ReadsDone).
-                    try
-                    {
-                        await connection.ReadsDone.WaitAsync(TimeSpan.FromSeconds(2));
-                    }
-                    catch (TimeoutException)
-                    {
-                        // Kestrel completes a cancelled read promptly; never hold the request on it for longer.
-                    }
-
-                    _registry.Remove(connection);
-                    connection.MarkEnded(FallbackReason(context));
-                    Relay.Log.ConnectionClosed(_logger, connection.Id, connection.RouteId, connection.Reason.ToTag(), Math.Round(_time.GetElapsedTime(connection.OpenedAt).TotalSeconds, 3));
-                }
-            }
+            await _next(context);
         }
         finally
         {
+            context.Features.Set(upgrade);
+            context.Features.Set(connect);
+            context.Features.Set<IHeartbeatRelayFeature>(null);
+            if (connection is { IsAttached: true })
+            {
+                // The request may end only once the relay's read on Kestrel's stream has (see ReadsDone).
+                try
+                {
+                    await connection.ReadsDone.WaitAsync(TimeSpan.FromSeconds(2));
+                }
+                catch (TimeoutException)
+                {
+                    // Kestrel completes a cancelled read promptly; never hold the request on it for longer.
+                }
+
+                _registry.Remove(connection);
+                connection.MarkEnded(FallbackReason(context));
+                Relay.Log.ConnectionClosed(_logger, connection.Id, connection.RouteId, connection.Reason.ToTag(), Math.Round(_time.GetElapsedTime(connection.OpenedAt).TotalSeconds, 3));
+            }
+
             _limiter.Exit();
         }
     }

@@ -64,15 +64,6 @@ internal sealed class HeartbeatScheduler : IHostedService, IDisposable
     }
 
     /// <summary>One walk over all connections (tests call it directly with a fake clock).</summary>
-    /// <summary>Visits every connection once.</summary>
-    public void Tick()
-    {
-        for (var shard = 0; shard < ConnectionRegistry.Shards; shard++)
-        {
-            Tick(shard);
-        }
-    }
-
     // One group of connections: each is visited once per TickPeriod, one group per sub-tick.
     private void Tick(int shard)
     {
