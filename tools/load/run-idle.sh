@@ -8,6 +8,7 @@
 #                          [--settle 20] [--legs Both|Client|Backend] [--ping 15s] [--pong 10s]
 #                          [--no-build] [--out DIR] [--ports BACKEND,PROXY,ADMIN] [--heap-dump]
 # --heap-dump: after the measurements, dump the loaded proxy's heap and list what it holds by type.
+# HEAP_TOP=N in the environment: list the N largest types (default 80).
 #
 # policies: enforce = Mode Enforce, PingInterval 15s, PongTimeout 10s (the defaults)
 #           short   = Mode Enforce, PingInterval 2s,  PongTimeout 10s (to show the cost of each ping)
@@ -111,7 +112,7 @@ LOAD_STATS=$(runtime_stats "$PROXY_PID")
 REAPED_END=$(metric_sum "$ADMIN_PORT" '^reaper_connections_reaped_total')
 if [ "$HEAPDUMP" = 1 ]; then
   log "heap dump of the loaded proxy (pid $PROXY_PID) -> $OUT/heap-$POLICY-$LEGS-$PING-$COUNT.txt"
-  dotnet "$LOADTEST_DLL" heap-dump --pid "$PROXY_PID" --top 80 --dump "$WORK/proxy.dmp" >"$OUT/heap-$POLICY-$LEGS-$PING-$COUNT.txt" 2>&1 || log "heap dump failed"
+  dotnet "$LOADTEST_DLL" heap-dump --pid "$PROXY_PID" --top "${HEAP_TOP:-80}" --dump "$WORK/proxy.dmp" >"$OUT/heap-$POLICY-$LEGS-$PING-$COUNT.txt" 2>&1 || log "heap dump failed"
   rm -f "$WORK/proxy.dmp"
 fi
 

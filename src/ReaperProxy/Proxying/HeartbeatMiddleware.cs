@@ -111,7 +111,8 @@ internal sealed class HeartbeatMiddleware
         {
             var backendSocket = BackendSockets.Track();
             connection = new RelayConnection(_registry.NextId(), context, routeId, clusterId, policyName, _settings, _time, _logger, _metrics, backendSocket);
-            context.Features.Set<IHeartbeatRelayFeature>(new HeartbeatRelayFeature(connection));
+            // The relay itself is the feature the forwarder looks for (no wrapper object per connection).
+            context.Features.Set(connection);
             if (isH1WebSocket)
             {
                 context.Features.Set<IHttpUpgradeFeature>(new RelayUpgradeFeature(upgrade!, this, connection, context));
@@ -127,7 +128,7 @@ internal sealed class HeartbeatMiddleware
         {
             context.Features.Set(upgrade);
             context.Features.Set(connect);
-            context.Features.Set<IHeartbeatRelayFeature>(null);
+            context.Features.Set<RelayConnection>(null);
             if (connection is { IsAttached: true })
             {
                 // The request may end only once the relay's read on Kestrel's stream has (see ReadsDone).
@@ -211,15 +212,4 @@ internal sealed class HeartbeatMiddleware
 
         public async ValueTask<Stream> AcceptAsync() => owner.Attach(connection, await inner.AcceptAsync(), context);
     }
-}
-
-/// <summary>Marks a request whose WebSocket is relayed under a heartbeat policy.</summary>
-internal interface IHeartbeatRelayFeature
-{
-    RelayConnection Connection { get; }
-}
-
-internal sealed class HeartbeatRelayFeature(RelayConnection connection) : IHeartbeatRelayFeature
-{
-    public RelayConnection Connection { get; } = connection;
 }

@@ -12,8 +12,11 @@ internal sealed partial class RelayConnection
     private FrameScanner _b2c;
     private byte[]? _b2cHeld;
     private int _b2cHeldCount;
-    private CancellationTokenSource? _writeCts;
     private CancellationToken _writeCallerToken;
+
+    // Completed when the client is reaped: a write toward it that is still pending is abandoned then
+    // (see AwaitWriteAsync). Made only once a write toward the client has had to wait.
+    private TaskCompletionSource? _clientReaped;
 
     // YARP is inside WriteAsync: it is not reading the backend meanwhile.
     private volatile bool _writing;
@@ -26,7 +29,10 @@ internal sealed partial class RelayConnection
         _writing = true;
         try
         {
-            var token = LinkedToken(ref _writeCts, ref _writeCallerToken, cancellationToken);
+            // YARP's own token, unlinked: an idle connection keeps no token source for its writes. A write
+            // stuck toward a reaped client is abandoned through _clientReaped instead.
+            var token = cancellationToken;
+            _writeCallerToken = cancellationToken;
             var now = _time.GetTimestamp();
             Volatile.Write(ref _backend.LastHeard, now);
             var consumed = 0;
@@ -208,11 +214,32 @@ internal sealed partial class RelayConnection
         return AwaitWriteAsync(write);
     }
 
+    // A write toward the client that has to wait (the client is slow, or gone): it ends when the write
+    // completes, or when the client is reaped meanwhile, then as cancelled (WriteAsync abandons it). The
+    // abandoned write stays with Kestrel until the connection is aborted; nothing more is written to a
+    // reaped client, and Flush skips it.
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask AwaitWriteAsync(ValueTask write)
     {
-        await write;
-        EndPending(ref _client);
+        var reaped = Volatile.Read(ref _clientReaped);
+        if (reaped is null)
+        {
+            reaped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            reaped = Interlocked.CompareExchange(ref _clientReaped, reaped, null) ?? reaped;
+        }
+
+        // Terminate marks the client dead before it completes the source, with a full fence between;
+        // the source was published (a full fence too) before this check, so one of the two sees the other.
+        var pending = write.AsTask();
+        if (!_client.Dead && await Task.WhenAny(pending, reaped.Task) == pending)
+        {
+            await pending;
+            EndPending(ref _client);
+            return;
+        }
+
+        _ = pending.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        throw new OperationCanceledException("The client was reaped while a write to it was pending.");
     }
 
     // Sends what the heartbeat has for the client (a Close, else a ping) if the stream toward the
@@ -253,7 +280,7 @@ internal sealed partial class RelayConnection
 
         try
         {
-            await SendFramesForClientAsync(inner, _writeCts?.Token ?? CancellationToken.None);
+            await SendFramesForClientAsync(inner, _writeCallerToken);
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
         {

@@ -32,9 +32,10 @@ internal sealed partial class RelayConnection
     private volatile bool _wakeRequested;
     private CancellationTokenSource? _readCts;
     private CancellationToken _readCallerToken;
-    private readonly TaskCompletionSource _readsDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource? _readsDone; // made only if the request ends before the read has (see ReadsDone)
     private int _disposeState;
     private int _innerReleased;
+    private int _readsEnded; // 1 once the inner stream is let go (ReadsDone)
     private bool _clientEof;
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
@@ -541,7 +542,8 @@ internal sealed partial class RelayConnection
         {
             _readCts?.Dispose();
             _inner?.Dispose();
-            _readsDone.TrySetResult();
+            Interlocked.Exchange(ref _readsEnded, 1);
+            Volatile.Read(ref _readsDone)?.TrySetResult();
         }
 
         return true;

@@ -162,8 +162,10 @@ internal sealed partial class RelayConnection
                 Of(dead).Dead = true;
                 if (dead == Leg.Client)
                 {
-                    // A write stuck toward a dead client is abandoned.
-                    _writeCts?.Cancel();
+                    // A write stuck toward a dead client is abandoned (AwaitWriteAsync): the flag above
+                    // is published before the source is read.
+                    Interlocked.MemoryBarrier();
+                    Volatile.Read(ref _clientReaped)?.TrySetResult();
                 }
             }
 

@@ -230,9 +230,17 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
 
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
-    public override void Flush() => _inner?.Flush();
+    // Nothing is flushed toward a reaped client: a write to it may still be pending (abandoned, see AwaitWriteAsync).
+    public override void Flush()
+    {
+        if (!_client.Dead)
+        {
+            _inner?.Flush();
+        }
+    }
 
-    public override Task FlushAsync(CancellationToken cancellationToken) => _inner?.FlushAsync(cancellationToken) ?? Task.CompletedTask;
+    public override Task FlushAsync(CancellationToken cancellationToken) =>
+        _client.Dead ? Task.CompletedTask : _inner?.FlushAsync(cancellationToken) ?? Task.CompletedTask;
 
     public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
@@ -248,7 +256,7 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
 
     public override void SetLength(long value) => throw new NotSupportedException();
 
-    // YARP passes the same token to every read (and to every write): one linked source per direction.
+    // YARP passes the same token to every read: one linked source for them (Dispose cancels it).
     private static CancellationToken LinkedToken(ref CancellationTokenSource? source, ref CancellationToken linkedTo, CancellationToken callerToken)
     {
         if (source is null || (callerToken != linkedTo && callerToken.CanBeCanceled))
@@ -273,14 +281,34 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
     /// of connections ends at once (a drain, a network blip reaping thousands), threads blocked in
     /// Dispose would starve the very continuations they wait for.
     /// </remarks>
-    public Task ReadsDone => Volatile.Read(ref _innerWaitInFlight) == 0 && _inner is null ? Task.CompletedTask : _readsDone.Task;
+    public Task ReadsDone
+    {
+        get
+        {
+            if ((Volatile.Read(ref _innerWaitInFlight) == 0 && _inner is null) || Volatile.Read(ref _readsEnded) != 0)
+            {
+                return Task.CompletedTask;
+            }
+
+            // Made on demand: most requests end after their read has, and an idle connection then holds
+            // no task for it. The releaser sets its flag before it reads this field, we the reverse
+            // (both with full fences), so one of the two completes it.
+            var source = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            source = Interlocked.CompareExchange(ref _readsDone, source, null) ?? source;
+            if (Volatile.Read(ref _readsEnded) != 0)
+            {
+                source.TrySetResult();
+            }
+
+            return source.Task;
+        }
+    }
 
     protected override void Dispose(bool disposing)
     {
         if (disposing && Interlocked.Exchange(ref _disposeState, 1) == 0)
         {
             _readCts?.Cancel();
-            _writeCts?.Dispose();
             _finishCts.Dispose();
             TryEndInnerRead();
         }
