@@ -266,8 +266,9 @@ print(", ".join(f"{k} {d.get(k)}" for k in sys.argv[2:]) if d else "failed")' "$
 mem_kb=$(awk '$1 == "MemTotal:" {print $2}' /proc/meminfo)
 cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 runtime=$(dotnet --list-runtimes 2>/dev/null | awk '$1 == "Microsoft.NETCore.App" {v=$2} END {print v}')
-nginx_version=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //' || true)
-haproxy_version=$("$HAPROXY" -v 2>/dev/null | head -1 | awk '{print $3}' || true)
+# A peer's version only when it is installed (a run with --subjects off,enforce needs neither).
+nginx_version=$([ -x "$NGINX" ] && "$NGINX" -v 2>&1 | sed 's/^nginx version: //' || echo "not installed")
+haproxy_version=$([ -x "$HAPROXY" ] && "$HAPROXY" -v 2>/dev/null | head -1 | awk '{print $3}' || echo "not installed")
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo +dirty)
 python3 - "$RESULTS" <<PY
 import json, sys
