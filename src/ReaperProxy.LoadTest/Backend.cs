@@ -85,6 +85,35 @@ internal static class Backend
             }
         });
 
+        // For the churn: echo the first message's first half as a non-final frame, then abort the
+        // connection (a backend that crashes mid-message; the proxy must end the client's side).
+        app.Map("/abort", async context =>
+        {
+            if (!context.WebSockets.IsWebSocketRequest)
+            {
+                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                return;
+            }
+
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            Interlocked.Increment(ref s_accepted);
+            var buffer = new byte[64 * 1024];
+            try
+            {
+                var result = await socket.ReceiveAsync(buffer.AsMemory(), context.RequestAborted);
+                if (result.MessageType != WebSocketMessageType.Close)
+                {
+                    await socket.SendAsync(buffer.AsMemory(0, Math.Max(1, result.Count / 2)), WebSocketMessageType.Binary, endOfMessage: false, context.RequestAborted);
+                }
+            }
+            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
+            {
+                // The client went first.
+            }
+
+            context.Abort();
+        });
+
         app.Map("/bulk", async context =>
         {
             if (!context.WebSockets.IsWebSocketRequest ||

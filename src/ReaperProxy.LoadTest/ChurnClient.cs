@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Runtime.InteropServices;
 using HdrHistogram;
@@ -9,7 +10,8 @@ namespace ReaperProxy.LoadTest;
 /// <summary>
 /// Connection churn: C loops, each connects (TCP + HTTP/1.1 Upgrade), sends one binary message, waits
 /// for its echo and closes, with a closing handshake or, for a share of the connections, by aborting
-/// the socket (what a crashed or killed client does). Reports upgrades per second and the time from
+/// the socket (what a crashed or killed client does). <c>--mix</c> chooses the kinds of
+/// <see cref="ChurnCycle"/> instead (resets mid-message, backend aborts, HTTP/2 streams reset). Reports upgrades per second and the time from
 /// the start of the connect to the 101, plus the whole cycle. Bounded by the duration and by
 /// <c>--max-connections</c>.
 /// </summary>
@@ -18,6 +20,7 @@ internal static class ChurnClient
     public static async Task<int> RunAsync(Options options)
     {
         var target = Net.LoopbackTarget(options);
+        var h2Target = options.Get("h2-target") is { } h2Text ? Net.LoopbackUri("h2-target", h2Text) : null;
         var concurrency = options.Int("concurrency", 16, max: 1000);
         var duration = options.Duration("duration", TimeSpan.FromSeconds(10), TimeSpan.FromMinutes(10));
         var abortFraction = options.Get("abort-fraction") is { } text
@@ -25,20 +28,26 @@ internal static class ChurnClient
                 ? f
                 : throw new FormatException($"--abort-fraction: '{text}' must be a number in [0, 1]")
             : 0.1;
+        var mix = options.Get("mix") is { } mixText ? ChurnCycle.ParseMix(mixText) : null;
+        if (mix is not null && h2Target is null && mix.Any(k => k is ChurnKind.H2Close or ChurnKind.H2Reset))
+        {
+            throw new FormatException("--mix with h2-close or h2-reset needs --h2-target ws://HOST:PORT/PATH (an h2c listener)");
+        }
+
         var size = options.Int("size", 64, max: 1 << 20);
         var maxConnections = options.Int("max-connections", 500_000, max: 10_000_000);
         var sources = options.Sources("source");
         var watched = ProcCpu.ParsePids(options.Get("watch-pid"));
+        var targets = new ChurnTargets(target, h2Target, new Uri(target, options.Get("abort-path", "/abort")));
 
         using var stop = new CancellationTokenSource();
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
         var invokers = sources.Select(Net.CreateInvoker).ToArray();
+        var h2Invokers = sources.Select(Net.CreateInvoker).ToArray();
         var errorKinds = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
+        var byKind = new long[Enum.GetValues<ChurnKind>().Length];
         var attempts = 0L;
         var upgrades = 0L;
-        var echoed = 0L;
-        var closed = 0L;
-        var aborted = 0L;
         var errors = 0L;
         try
         {
@@ -48,65 +57,34 @@ internal static class ChurnClient
             var loops = Enumerable.Range(0, concurrency).Select(worker => Task.Run(async () =>
             {
                 var connect = new LongHistogram(TimeStamp.Minutes(1), 3);
-                var cycle = new LongHistogram(TimeStamp.Minutes(1), 3);
-                var payload = new byte[size];
-                Random.Shared.NextBytes(payload);
-                var received = new byte[size];
-                var invoker = invokers[worker % invokers.Length];
+                var cycleTimes = new LongHistogram(TimeStamp.Minutes(1), 3);
+                var source = worker % invokers.Length;
+                var cycle = new ChurnCycle(targets, sources[source], invokers[source], h2Invokers[source], size);
                 for (var i = 0L; Stopwatch.GetTimestamp() < deadline && !stop.IsCancellationRequested; i++)
                 {
-                    if (Interlocked.Increment(ref attempts) > maxConnections)
+                    var attempt = Interlocked.Increment(ref attempts);
+                    if (attempt > maxConnections)
                     {
                         Interlocked.Decrement(ref attempts);
                         break;
                     }
 
-                    // Spread the aborts evenly: connection i of this loop aborts when i * F crosses an integer.
-                    var abort = Math.Floor((i + 1) * abortFraction) > Math.Floor(i * abortFraction);
+                    // Without --mix, spread the aborts evenly: connection i of this loop aborts when i * F crosses an integer.
+                    var kind = mix is not null
+                        ? mix[(attempt - 1) % mix.Length]
+                        : Math.Floor((i + 1) * abortFraction) > Math.Floor(i * abortFraction) ? ChurnKind.Abort : ChurnKind.Close;
                     using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
                     timeout.CancelAfter(TimeSpan.FromSeconds(10));
-                    using var socket = Net.NewClient();
                     var t0 = Stopwatch.GetTimestamp();
-                    var step = "connect";
                     try
                     {
-                        await socket.ConnectAsync(target, invoker, timeout.Token);
-                        var t1 = Stopwatch.GetTimestamp();
-                        connect.RecordValue(Math.Min(t1 - t0, connect.HighestTrackableValue));
+                        var upgraded = await cycle.RunAsync(kind, timeout.Token);
+                        connect.RecordValue(Math.Min(upgraded, connect.HighestTrackableValue));
                         Interlocked.Increment(ref upgrades);
-
-                        step = "echo";
-                        await socket.SendAsync(payload.AsMemory(), WebSocketMessageType.Binary, endOfMessage: true, timeout.Token);
-                        var got = 0;
-                        ValueWebSocketReceiveResult result;
-                        do
-                        {
-                            result = await socket.ReceiveAsync(received.AsMemory(got), timeout.Token);
-                            got += result.Count;
-                        }
-                        while (!result.EndOfMessage && got < size && result.MessageType != WebSocketMessageType.Close);
-
-                        if (result.MessageType == WebSocketMessageType.Close || got != size || received[0] != payload[0] || received[^1] != payload[^1])
-                        {
-                            throw new WebSocketException(WebSocketError.InvalidState, "the echo did not match");
-                        }
-
-                        Interlocked.Increment(ref echoed);
-                        if (abort)
-                        {
-                            socket.Abort();
-                            Interlocked.Increment(ref aborted);
-                        }
-                        else
-                        {
-                            step = "close";
-                            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", timeout.Token);
-                            Interlocked.Increment(ref closed);
-                        }
-
-                        cycle.RecordValue(Math.Min(Stopwatch.GetTimestamp() - t0, cycle.HighestTrackableValue));
+                        Interlocked.Increment(ref byKind[(int)kind]);
+                        cycleTimes.RecordValue(Math.Min(Stopwatch.GetTimestamp() - t0, cycleTimes.HighestTrackableValue));
                     }
-                    catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException or HttpRequestException)
+                    catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException or HttpRequestException or SocketException)
                     {
                         if (stop.IsCancellationRequested)
                         {
@@ -114,14 +92,14 @@ internal static class ChurnClient
                         }
 
                         Interlocked.Increment(ref errors);
-                        var kind = errorKinds.Count < 20 ? $"{step}: {ex.GetType().Name}: {ex.Message}" : $"{step}: other";
-                        errorKinds.AddOrUpdate(kind, 1, (_, n) => n + 1);
+                        var what = $"{ChurnCycle.Name(kind)} {cycle.Step}: {ex.GetType().Name}: {ex.Message}";
+                        errorKinds.AddOrUpdate(errorKinds.Count < 20 ? what : "other", 1, (_, n) => n + 1);
                         // Do not spin on a target that refuses everything.
                         await Task.Delay(10, CancellationToken.None);
                     }
                 }
 
-                return (connect, cycle);
+                return (connect, cycleTimes);
             })).ToArray();
 
             var histograms = await Task.WhenAll(loops).WaitAsync(duration + TimeSpan.FromSeconds(60));
@@ -135,6 +113,15 @@ internal static class ChurnClient
                 cycleAll.Add(cycle);
             }
 
+            var kinds = new SortedDictionary<string, long>(StringComparer.Ordinal);
+            foreach (var kind in Enum.GetValues<ChurnKind>())
+            {
+                if (byKind[(int)kind] > 0)
+                {
+                    kinds[ChurnCycle.Name(kind)] = byKind[(int)kind];
+                }
+            }
+
             var result = new ChurnResult(
                 Target: target.ToString(),
                 Concurrency: concurrency,
@@ -143,11 +130,12 @@ internal static class ChurnClient
                 Attempts: attempts,
                 Upgrades: upgrades,
                 UpgradesPerSec: Math.Round(upgrades / seconds, 1),
-                Echoed: echoed,
-                Closed: closed,
-                Aborted: aborted,
+                Echoed: upgrades,
+                Closed: byKind[(int)ChurnKind.Close] + byKind[(int)ChurnKind.H2Close],
+                Aborted: upgrades - byKind[(int)ChurnKind.Close] - byKind[(int)ChurnKind.H2Close],
                 Errors: errors,
                 ErrorKinds: new SortedDictionary<string, int>(errorKinds, StringComparer.Ordinal),
+                ByKind: kinds,
                 ConnectP50Us: Micros(connectAll, 50),
                 ConnectP90Us: Micros(connectAll, 90),
                 ConnectP99Us: Micros(connectAll, 99),
@@ -163,10 +151,7 @@ internal static class ChurnClient
         }
         finally
         {
-            foreach (var invoker in invokers)
-            {
-                invoker.Dispose();
-            }
+            Net.DisposeAll([], [.. invokers, .. h2Invokers]);
         }
     }
 
@@ -190,6 +175,7 @@ internal sealed record ChurnResult(
     long Aborted,
     long Errors,
     SortedDictionary<string, int> ErrorKinds,
+    SortedDictionary<string, long> ByKind,
     double ConnectP50Us,
     double ConnectP90Us,
     double ConnectP99Us,

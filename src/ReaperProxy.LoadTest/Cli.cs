@@ -18,7 +18,8 @@ internal static class Cli
               cleartext HTTP/2 only (h2c, prior knowledge; WebSockets as extended CONNECT, RFC 8441).
               /slow?rate=N&step=M&duration=S&id=ID (either endpoint) reads an upload at N bytes/s, M bytes
               per receive (pings answered while a receive is pending), and appends one JSON line per
-              connection to FILE (default stdout).
+              connection to FILE (default stdout). /abort sends back half of the first message as a
+              non-final frame and aborts the connection.
 
           idle --target ws://HOST:PORT/ws --count N [--source 127.0.0.2] [--duration 120s]
                [--connect-concurrency 50] [--connect-timeout 60s] [--ready-file FILE]
@@ -42,8 +43,26 @@ internal static class Cli
 
           churn --target ws://HOST:PORT/ws --concurrency C [--duration 10s] [--abort-fraction 0.1]
                 [--size 64] [--max-connections 500000] [--source ...] [--watch-pid PID[,PID...]]
+                [--mix KIND=W,...] [--h2-target ws://HOST:PORT/ws] [--abort-path /abort]
               C loops of: connect and upgrade, one echo of SIZE bytes, close (a share F of them aborted
               instead of a closing handshake). Reports upgrades/s, connect+upgrade p50/p90/p99, errors.
+              --mix interleaves kinds by weight instead: close, abort (socket closed, no Close), rst (half
+              a frame, then a TCP RST), backend-abort (ABORT-PATH: the backend sends half the echo and
+              aborts), h2-close and h2-reset (over H2-TARGET, an h2c listener: half a message, then
+              RST_STREAM). --max-connections N makes it exactly N cycles (unless DURATION ends first).
+
+          soak --proxy-dll PATH [--minutes 10] [--port-base 27300] [--healthy 32] [--idle 200]
+               [--silenced-every 2s] [--churn-concurrency 2] [--churn-rate 40] [--reload-every 5s]
+               [--ping-interval 3s] [--pong-timeout 3s] [--source 127.0.0.1,...] [--out DIR]
+              Starts a backend and the proxy (dotnet PATH) on ports BASE..BASE+3 (proxy HTTP/1.1, proxy h2c,
+              admin, backend) with a config file it rewrites, and runs for MINUTES at once: HEALTHY
+              connections echoing sequence-numbered messages, IDLE live ones, a client every SILENCED-EVERY
+              that goes silent or freezes at a recorded instant, churn of every --mix kind at CHURN-RATE
+              cycles/s, and a reload every RELOAD-EVERY (every fourth one invalid). Prints a summary
+              (stderr) and its figures (stdout, JSON); exit code 0 only with no violation: no echo lost,
+              reordered or corrupted, no healthy or idle connection ended, every silenced one reaped within
+              PingInterval + PongTimeout + 25% of the smaller, + 10%; no churn error; every reload counted
+              as applied or rejected as it should be; reaper_connections_active 0 at the end.
 
           slow-reader --url ws://HOST:PORT/PATH --rate BYTES_PER_S [--step BYTES] [--rcvbuf BYTES]
                [--duration 30s] [--direction download|upload] [--size BYTES] [--id ID]
@@ -98,6 +117,7 @@ internal static class Cli
                 "echo" => await EchoClient.RunAsync(options),
                 "rate" => await RateClient.RunAsync(options),
                 "churn" => await ChurnClient.RunAsync(options),
+                "soak" => await Soak.SoakCommand.RunAsync(options),
                 "slow-reader" => await SlowReader.RunAsync(options),
                 "slow-backend" => await SlowBackend.RunAsync(options),
                 "runtime-stats" => await RuntimeStats.RunAsync(options),

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using ReaperProxy.LoadTest.Soak;
 
 namespace ReaperProxy.LoadTest;
 
@@ -10,4 +11,5 @@ namespace ReaperProxy.LoadTest;
 [JsonSerializable(typeof(RuntimeStatsResult))]
 [JsonSerializable(typeof(BackendStats))]
 [JsonSerializable(typeof(SlowReaderResult))]
+[JsonSerializable(typeof(SoakResult))]
 internal sealed partial class JsonContext : JsonSerializerContext;

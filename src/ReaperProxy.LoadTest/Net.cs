@@ -20,6 +20,8 @@ internal static class Net
             UseCookies = false,
             AllowAutoRedirect = false,
             ConnectTimeout = TimeSpan.FromSeconds(30),
+            // HTTP/2 WebSockets are streams; past the server's stream limit (Kestrel: 100) open another connection.
+            EnableMultipleHttp2Connections = true,
             ConnectCallback = async (context, cancellationToken) =>
             {
                 var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
@@ -41,24 +43,30 @@ internal static class Net
     }
 
     /// <summary>Only loopback targets: this harness never sends traffic anywhere else.</summary>
-    public static Uri LoopbackTarget(Options options)
+    public static Uri LoopbackTarget(Options options) => LoopbackUri("target", options.Require("target"));
+
+    /// <summary>A ws:// (or http://) address on IPv4 loopback, or a FormatException naming option <paramref name="name"/>.</summary>
+    public static Uri LoopbackUri(string name, string text)
     {
-        var text = options.Require("target");
         if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || uri.Scheme is not ("ws" or "http") ||
             !IPAddress.TryParse(uri.Host, out var host) || !IPAddress.IsLoopback(host))
         {
-            throw new FormatException($"--target: '{text}' must be ws://127.x.y.z:PORT/PATH (loopback IPv4 only)");
+            throw new FormatException($"--{name}: '{text}' must be ws://127.x.y.z:PORT/PATH (loopback IPv4 only)");
         }
 
         return uri;
     }
 
-    /// <summary>A client WebSocket that never pings on its own (idle means idle: only the proxy pings).</summary>
-    public static ClientWebSocket NewClient()
+    /// <summary>
+    /// A client WebSocket that never pings on its own (idle means idle: only the proxy pings). Over HTTP/1.1
+    /// (Upgrade), or with <paramref name="http2"/> over cleartext HTTP/2 with prior knowledge (extended
+    /// CONNECT, RFC 8441), where the invoker's one connection carries many WebSockets as streams.
+    /// </summary>
+    public static ClientWebSocket NewClient(bool http2 = false)
     {
         var socket = new ClientWebSocket();
         socket.Options.KeepAliveInterval = TimeSpan.Zero;
-        socket.Options.HttpVersion = HttpVersion.Version11;
+        socket.Options.HttpVersion = http2 ? HttpVersion.Version20 : HttpVersion.Version11;
         socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
         return socket;
     }

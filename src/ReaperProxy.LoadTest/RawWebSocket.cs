@@ -108,6 +108,51 @@ internal static class RawWebSocket
         }
     }
 
+    /// <summary>
+    /// Reads one whole frame from the server (unmasked), its payload into <paramref name="buffer"/>;
+    /// returns its opcode and payload length. Throws at the end of the stream or for a payload that does
+    /// not fit.
+    /// </summary>
+    public static async Task<(int Opcode, int Length)> ReadFrameAsync(Socket socket, byte[] buffer, CancellationToken cancellationToken)
+    {
+        var header = new byte[8];
+        await ReceiveExactAsync(socket, header.AsMemory(0, 2), cancellationToken);
+        var opcode = header[0] & 0x0F;
+        long length = header[1] & 0x7F;
+        if (length == 126)
+        {
+            await ReceiveExactAsync(socket, header.AsMemory(0, 2), cancellationToken);
+            length = BinaryPrimitives.ReadUInt16BigEndian(header);
+        }
+        else if (length == 127)
+        {
+            await ReceiveExactAsync(socket, header.AsMemory(0, 8), cancellationToken);
+            length = (long)BinaryPrimitives.ReadUInt64BigEndian(header);
+        }
+
+        if (length > buffer.Length)
+        {
+            throw new IOException($"a frame of {length} bytes does not fit the {buffer.Length}-byte buffer");
+        }
+
+        await ReceiveExactAsync(socket, buffer.AsMemory(0, (int)length), cancellationToken);
+        return (opcode, (int)length);
+    }
+
+    private static async Task ReceiveExactAsync(Socket socket, Memory<byte> target, CancellationToken cancellationToken)
+    {
+        while (target.Length > 0)
+        {
+            var n = await socket.ReceiveAsync(target, SocketFlags.None, cancellationToken);
+            if (n == 0)
+            {
+                throw new EndOfStreamException("the connection ended");
+            }
+
+            target = target[n..];
+        }
+    }
+
     /// <summary>A control frame (FIN set); masked with a random key if <paramref name="mask"/> (client to server).</summary>
     public static byte[] ControlFrame(byte opcode, ReadOnlySpan<byte> payload, bool mask)
     {
@@ -127,6 +172,18 @@ internal static class RawWebSocket
         }
 
         return frame;
+    }
+
+    /// <summary>A copy of <paramref name="payload"/> masked with <paramref name="key"/> (RFC 6455 §5.3).</summary>
+    public static byte[] Mask(ReadOnlySpan<byte> payload, ReadOnlySpan<byte> key)
+    {
+        var masked = new byte[payload.Length];
+        for (var i = 0; i < payload.Length; i++)
+        {
+            masked[i] = (byte)(payload[i] ^ key[i % 4]);
+        }
+
+        return masked;
     }
 
     public static byte[] CloseFrame(int code, bool mask)

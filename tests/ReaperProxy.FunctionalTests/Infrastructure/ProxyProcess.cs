@@ -116,6 +116,9 @@ public sealed class ProxyProcess : IAsyncDisposable
     /// <summary>The public base address (after <see cref="StartAsync"/>).</summary>
     public Uri PublicUri { get; private set; } = null!;
 
+    /// <summary>Every public base address, in the order ReaperProxy reports them (Kestrel's: endpoints by name).</summary>
+    public IReadOnlyList<Uri> PublicUris { get; private set; } = [];
+
     /// <summary>The admin base address (after <see cref="StartAsync"/>).</summary>
     public Uri AdminUri { get; private set; } = null!;
 
@@ -149,7 +152,8 @@ public sealed class ProxyProcess : IAsyncDisposable
             // "ReaperProxy is running. Public: http://127.0.0.1:1234  Admin: http://127.0.0.1:5678 (/healthz ...)"
             var publicPart = Between(banner, "Public: ", "  Admin: ");
             var adminPart = Between(banner, "  Admin: ", " (");
-            process.PublicUri = new Uri(publicPart.Split(", ")[0].TrimEnd('/') + "/");
+            process.PublicUris = [.. publicPart.Split(", ").Select(u => new Uri(u.TrimEnd('/') + "/"))];
+            process.PublicUri = process.PublicUris[0];
             process.AdminUri = new Uri(adminPart.Split(", ")[0].TrimEnd('/') + "/");
             return process;
         }
