@@ -63,23 +63,32 @@ internal static class TcpTable
     public static IReadOnlyList<TcpSocket> ToPort(int remotePort) => [.. Read().Where(s => s.Remote.Port == remotePort)];
 
     /// <summary>
-    /// Polls (every 50 ms, up to <paramref name="timeout"/>) until no socket matches <paramref name="match"/>;
-    /// returns what still matches at the end (empty once they are gone).
+    /// Polls the table (every 50 ms, up to <paramref name="timeout"/>) until <paramref name="condition"/>
+    /// holds; returns the last table read and whether it held.
     /// </summary>
-    public static async Task<IReadOnlyList<TcpSocket>> UntilGoneAsync(Func<TcpSocket, bool> match, TimeSpan timeout)
+    public static async Task<(bool Held, IReadOnlyList<TcpSocket> Table)> UntilAsync(Func<IReadOnlyList<TcpSocket>, bool> condition, TimeSpan timeout)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         while (true)
         {
-            var left = Read().Where(match).ToList();
-            if (left.Count == 0 || clock.Elapsed > timeout)
+            var table = Read();
+            if (condition(table))
             {
-                return left;
+                return (true, table);
+            }
+
+            if (clock.Elapsed > timeout)
+            {
+                return (false, table);
             }
 
             await Task.Delay(50);
         }
     }
+
+    /// <summary>Polls until no socket matches <paramref name="match"/>; returns what still matches at the end (empty once gone).</summary>
+    public static async Task<IReadOnlyList<TcpSocket>> UntilGoneAsync(Func<TcpSocket, bool> match, TimeSpan timeout) =>
+        [.. (await UntilAsync(table => !table.Any(match), timeout)).Table.Where(match)];
 
     /// <summary>The sockets process <paramref name="pid"/> holds open (its /proc/PID/fd), by inode.</summary>
     public static IReadOnlyList<TcpSocket> HeldBy(int pid)

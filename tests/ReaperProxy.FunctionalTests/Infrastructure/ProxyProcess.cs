@@ -265,7 +265,8 @@ public sealed class ProxyProcess : IAsyncDisposable
         return text[from..to];
     }
 
-    private static string DotnetPath()
+    /// <summary>The dotnet host that runs the tests (for other .NET child processes too).</summary>
+    internal static string DotnetPath()
     {
         // Set by the .NET SDK for the processes it runs (dotnet test included).
         if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host))
