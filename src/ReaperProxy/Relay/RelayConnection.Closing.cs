@@ -160,6 +160,15 @@ internal sealed partial class RelayConnection
             if (deadLeg is { } dead)
             {
                 Of(dead).Dead = true;
+
+                // No closing handshake goes to a dead leg: when its connection ends, it is reset, so
+                // nothing the peer will never take stays queued in the kernel (FIN-WAIT-1) for it. An
+                // HTTP/2 client connection carries other streams, which go on.
+                if (dead == Leg.Backend || Protocol == "http/1.1")
+                {
+                    Of(dead).Socket?.ResetOnClose();
+                }
+
                 if (dead == Leg.Client)
                 {
                     // A write stuck toward a dead client is abandoned (AwaitWriteAsync): the flag above

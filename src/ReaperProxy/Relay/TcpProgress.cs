@@ -36,6 +36,30 @@ internal sealed class SocketSlot
     /// <summary><c>kernel</c> (own socket), <c>shared</c> (its HTTP/2 connections' sockets) or null (none known).</summary>
     public string? Source => !TcpProgress.Supported ? null : Socket is not null ? "kernel" : Shared is { IsEmpty: false } ? "shared" : null;
 
+    /// <summary>
+    /// Makes the leg's own connection end with a reset (SO_LINGER on, timeout 0) whenever it is closed, by
+    /// whoever closes it (Kestrel's transport, SocketsHttpHandler). For a peer that is gone: a plain close
+    /// would queue a FIN behind everything still unsent toward it, and the kernel would keep the socket in
+    /// FIN-WAIT-1, with up to megabytes of send buffer, probing a zero window for as long as a frozen
+    /// peer's kernel answers. A socket some other stream shares (HTTP/2) is left alone.
+    /// </summary>
+    public void ResetOnClose()
+    {
+        if (Socket is not { } own || Shared?.Contains(own) == true)
+        {
+            return;
+        }
+
+        try
+        {
+            own.LingerState = new LingerOption(enable: true, seconds: 0);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            // Already closed: nothing is left to reset.
+        }
+    }
+
     /// <summary>The acknowledged bytes of the own socket, else the sum over the shared ones.</summary>
     public bool TryReadBytesAcked(out ulong acked)
     {
@@ -68,6 +92,8 @@ internal sealed class SocketSet
     private readonly ConcurrentDictionary<Socket, byte> _sockets = new();
 
     public bool IsEmpty => _sockets.IsEmpty;
+
+    public bool Contains(Socket socket) => _sockets.ContainsKey(socket);
 
     /// <summary>A moment's view, enumerated without locks.</summary>
     public IEnumerable<Socket> Sockets

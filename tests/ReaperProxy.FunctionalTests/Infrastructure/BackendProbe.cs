@@ -19,6 +19,8 @@ public sealed record BackendOutcome(WebSocketCloseStatus? CloseStatus, string? C
 /// <item><c>/hang</c>: never answers the upgrade request.</item>
 /// <item><c>/vanish</c>: takes one message, then drops its connection without a closing handshake.</item>
 /// <item><c>/raw</c>: completes the upgrade by hand and hands the raw stream to the test (byte-exact checks).</item>
+/// <item><c>/stream</c>: sends 64 KiB binary messages as fast as the path takes them (a download) and records the Close it receives;
+/// <c>?total=BYTES</c> stops sending after that many bytes, <c>?delayMs=MS</c> starts sending that long after the upgrade.</item>
 /// </list>
 /// </summary>
 public sealed class BackendProbe
@@ -119,6 +121,41 @@ public sealed class BackendProbe
             // its connection ends with no closing handshake.
             await socket.ReceiveAsync(new byte[1024], context.RequestAborted);
             context.Abort();
+        });
+
+        app.Map("/stream", async context =>
+        {
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            _accepted.TrySetResult();
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+            var chunk = new byte[64 * 1024];
+            var total = long.TryParse(context.Request.Query["total"], out var t) ? t : long.MaxValue;
+            var delay = int.TryParse(context.Request.Query["delayMs"], out var d) ? d : 0;
+            var sending = Task.Run(async () =>
+            {
+                await Task.Delay(delay, stop.Token);
+                for (var sent = 0L; sent < total && !stop.IsCancellationRequested; sent += chunk.Length)
+                {
+                    await socket.SendAsync(chunk.AsMemory(0, (int)Math.Min(chunk.Length, total - sent)), WebSocketMessageType.Binary, endOfMessage: true, stop.Token);
+                }
+            });
+            try
+            {
+                var result = await socket.ReceiveAsync(new byte[1024], context.RequestAborted);
+                while (result.MessageType != WebSocketMessageType.Close)
+                {
+                    result = await socket.ReceiveAsync(new byte[1024], context.RequestAborted);
+                }
+
+                _outcome.TrySetResult(new(result.CloseStatus, result.CloseStatusDescription, false, DateTime.UtcNow));
+            }
+            catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
+            {
+                _outcome.TrySetResult(new(null, ex.Message, true, DateTime.UtcNow));
+            }
+
+            await stop.CancelAsync();
+            await sending.ContinueWith(_ => { }, TaskScheduler.Default);
         });
 
         app.Map("/raw", async context =>

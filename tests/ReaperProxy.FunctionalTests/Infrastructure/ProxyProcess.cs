@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Reflection;
-using System.Runtime.InteropServices;
 using System.Text;
 
 namespace ReaperProxy.FunctionalTests.Infrastructure;
@@ -185,7 +184,7 @@ public sealed class ProxyProcess : IAsyncDisposable
     /// <summary>Sends SIGTERM and returns at once (Linux; a second one tells a draining proxy to hurry).</summary>
     public void SendSigterm()
     {
-        if (!_process.HasExited && NativeMethods.Kill(_process.Id, NativeMethods.SigTerm) != 0)
+        if (!_process.HasExited && !Signals.TrySend(_process.Id, Signals.SigTerm))
         {
             throw new InvalidOperationException($"kill({_process.Id}, SIGTERM) failed");
         }
@@ -199,7 +198,7 @@ public sealed class ProxyProcess : IAsyncDisposable
     {
         if (!_process.HasExited)
         {
-            if (OperatingSystem.IsWindows() || NativeMethods.Kill(_process.Id, NativeMethods.SigTerm) != 0)
+            if (OperatingSystem.IsWindows() || !Signals.TrySend(_process.Id, Signals.SigTerm))
             {
                 return KillAsync();
             }
@@ -270,7 +269,8 @@ public sealed class ProxyProcess : IAsyncDisposable
         return text[from..to];
     }
 
-    private static string DotnetPath()
+    /// <summary>The dotnet host that runs the tests (for other .NET child processes too).</summary>
+    internal static string DotnetPath()
     {
         // Set by the .NET SDK for the processes it runs (dotnet test included).
         if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host))
@@ -298,15 +298,5 @@ public sealed class ProxyProcess : IAsyncDisposable
         }
 
         throw new FileNotFoundException($"ReaperProxy.dll was found neither beside the tests ({beside}) nor at {built}; build the solution first.");
-    }
-
-    private static class NativeMethods
-    {
-        public const int SigTerm = 15;
-
-        [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-        private static extern int SysKill(int pid, int signal);
-
-        public static int Kill(int pid, int signal) => SysKill(pid, signal);
     }
 }

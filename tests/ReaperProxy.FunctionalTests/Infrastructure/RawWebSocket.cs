@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
@@ -46,10 +47,13 @@ public sealed class RawWebSocket : IAsyncDisposable
     /// <summary>The response headers of the upgrade.</summary>
     public string HandshakeResponse { get; private set; } = string.Empty;
 
-    /// <summary>Completes an HTTP/1.1 upgrade to <paramref name="uri"/> (ws://host:port/path).</summary>
-    public static async Task<RawWebSocket> ConnectAsync(Uri uri, TimeSpan? timeout = null)
+    /// <summary>
+    /// Completes an HTTP/1.1 upgrade to <paramref name="uri"/> (ws://host:port/path), from
+    /// <paramref name="localAddress"/> when given (e.g. a loopback address of its own, such as 127.0.0.7).
+    /// </summary>
+    public static async Task<RawWebSocket> ConnectAsync(Uri uri, TimeSpan? timeout = null, IPAddress? localAddress = null)
     {
-        var (socket, head, leftover) = await UpgradeAsync(uri, receiveBufferSize: null, readStep: 16 * 1024, timeout);
+        var (socket, head, leftover) = await UpgradeAsync(uri, receiveBufferSize: null, readStep: 16 * 1024, timeout, localAddress);
         return new RawWebSocket(socket, 0, leftover.Length, leftover) { HandshakeResponse = head };
     }
 
@@ -61,7 +65,9 @@ public sealed class RawWebSocket : IAsyncDisposable
     /// <param name="receiveBufferSize">SO_RCVBUF, set before connecting (the window scale is negotiated in the SYN).</param>
     /// <param name="readStep">The most read at once while looking for the end of the headers.</param>
     /// <param name="timeout">For the whole upgrade (default 10 s).</param>
-    public static async Task<(Socket Socket, string Head, byte[] Leftover)> UpgradeAsync(Uri uri, int? receiveBufferSize, int readStep, TimeSpan? timeout)
+    /// <param name="localAddress">The address to connect from (bound before connecting); the system's choice when null.</param>
+    public static async Task<(Socket Socket, string Head, byte[] Leftover)> UpgradeAsync(
+        Uri uri, int? receiveBufferSize, int readStep, TimeSpan? timeout, IPAddress? localAddress = null)
     {
         using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(10));
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
@@ -70,6 +76,11 @@ public sealed class RawWebSocket : IAsyncDisposable
             if (receiveBufferSize is { } size)
             {
                 socket.ReceiveBufferSize = size;
+            }
+
+            if (localAddress is not null)
+            {
+                socket.Bind(new IPEndPoint(localAddress, 0));
             }
 
             await socket.ConnectAsync(uri.Host, uri.Port, cts.Token);

@@ -42,6 +42,9 @@ public sealed record TestBackendOptions
     /// <summary>Maps extra endpoints (e.g. a WebSocket endpoint that misbehaves on purpose) beside the standard ones.</summary>
     public Action<WebApplication>? Map { get; init; }
 
+    /// <summary>The loopback address it listens on (127.0.0.1 unless a test needs one of its own, e.g. 127.0.0.9).</summary>
+    public IPAddress Address { get; init; } = IPAddress.Loopback;
+
     /// <summary>Where the backend's logs go; nowhere when null.</summary>
     public ITestOutputHelper? Output { get; init; }
 }
@@ -94,7 +97,7 @@ public sealed class TestBackend : IAsyncDisposable
             builder.Logging.AddProvider(new XunitLoggerProvider(output, options.Name));
         }
 
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0, listen =>
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(options.Address, 0, listen =>
             listen.Protocols = options.Protocol == BackendProtocol.H2c ? HttpProtocols.Http2 : HttpProtocols.Http1));
 
         var app = builder.Build();
