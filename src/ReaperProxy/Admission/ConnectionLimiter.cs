@@ -12,16 +12,10 @@ namespace ReaperProxy.Admission;
 internal sealed class ConnectionLimiter
 {
     private static readonly TimeSpan s_logInterval = TimeSpan.FromSeconds(10);
-    private readonly TimeProvider _time;
+    private readonly LogThrottle _refusals;
     private int _open;
-    private long _refusedSinceLog;
-    private long _lastLog;
 
-    public ConnectionLimiter(TimeProvider time)
-    {
-        _time = time;
-        _lastLog = long.MinValue;
-    }
+    public ConnectionLimiter(TimeProvider time) => _refusals = new LogThrottle(time, s_logInterval);
 
     /// <summary>WebSockets holding a slot now.</summary>
     public int Open => Volatile.Read(ref _open);
@@ -35,7 +29,7 @@ internal sealed class ConnectionLimiter
         }
 
         Interlocked.Decrement(ref _open);
-        Interlocked.Increment(ref _refusedSinceLog);
+        _refusals.Count();
         return false;
     }
 
@@ -45,18 +39,5 @@ internal sealed class ConnectionLimiter
     /// After a refusal: true at most once per 10 s (a flood of refusals must not flood the log), with
     /// how many were refused since the last line, this one included.
     /// </summary>
-    public bool ShouldLog(out long refused)
-    {
-        var now = _time.GetTimestamp();
-        var last = Volatile.Read(ref _lastLog);
-        if ((last != long.MinValue && _time.GetElapsedTime(last, now) < s_logInterval) ||
-            Interlocked.CompareExchange(ref _lastLog, now, last) != last)
-        {
-            refused = 0;
-            return false;
-        }
-
-        refused = Interlocked.Exchange(ref _refusedSinceLog, 0);
-        return true;
-    }
+    public bool ShouldLog(out long refused) => _refusals.ShouldLog(out refused);
 }

@@ -170,6 +170,21 @@ internal enum FrameError
 
     /// <summary>A new data message while a fragmented one is still open (§5.4).</summary>
     ExpectedContinuation,
+
+    /// <summary>A frame from the client without a mask (§5.1: the server must fail the connection).</summary>
+    UnmaskedClientFrame,
+
+    /// <summary>A masked frame from the server (§5.1: the client must fail the connection).</summary>
+    MaskedServerFrame,
+
+    /// <summary>A Close whose payload is 1 byte: a body must start with a 2-byte status code (§5.5.1).</summary>
+    CloseOneBytePayload,
+
+    /// <summary>A Close with a status code no endpoint may send (§7.4: 0–999, 1004–1006, 1015–2999 unassigned, 5000+).</summary>
+    InvalidCloseCode,
+
+    /// <summary>A Close whose reason is not valid UTF-8 (§5.5.1, §8.1).</summary>
+    InvalidCloseReason,
 }
 
 /// <summary>RFC 6455 §11.8 opcodes.</summary>
@@ -193,6 +208,11 @@ internal static class WebSocketOpcode
         FrameError.LengthTopBitSet => "64-bit payload length with the top bit set",
         FrameError.UnexpectedContinuation => "continuation frame without a message to continue",
         FrameError.ExpectedContinuation => "new message while a fragmented message is open",
+        FrameError.UnmaskedClientFrame => "unmasked frame from the client",
+        FrameError.MaskedServerFrame => "masked frame from the backend",
+        FrameError.CloseOneBytePayload => "Close frame with a 1-byte payload",
+        FrameError.InvalidCloseCode => "Close frame with an invalid status code",
+        FrameError.InvalidCloseReason => "Close frame whose reason is not valid UTF-8",
         _ => "none",
     };
 }

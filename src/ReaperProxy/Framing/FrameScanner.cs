@@ -8,8 +8,12 @@ namespace ReaperProxy.Framing;
 /// </summary>
 internal struct FrameScanner
 {
+    private readonly MaskRule _masking;
     private long _payloadRemaining;
     private bool _messageOpen;
+
+    /// <summary>A scanner for one direction: <paramref name="masking"/> says which masking its frames must have.</summary>
+    public FrameScanner(MaskRule masking) => _masking = masking;
 
     /// <summary>Whether the stream is between frames (not inside a data frame's payload).</summary>
     public readonly bool AtBoundary => _payloadRemaining == 0;
@@ -78,6 +82,15 @@ internal struct FrameScanner
                 return ScanStop.Held;
             }
 
+            // §5.1: the proxy is the server of the client's leg and the client of the backend's; forwarding a
+            // frame masked the wrong way would put it on the other leg as the proxy's own violation.
+            if (_masking != MaskRule.Any && header.Masked != (_masking == MaskRule.Masked))
+            {
+                error = header.Masked ? FrameError.MaskedServerFrame : FrameError.UnmaskedClientFrame;
+                run = pos - start;
+                return ScanStop.Error;
+            }
+
             if (header.IsControl)
             {
                 if (data.Length - pos < header.FrameLength)
@@ -87,6 +100,15 @@ internal struct FrameScanner
                 }
 
                 run = pos - start;
+                if (header.Opcode == WebSocketOpcode.Close)
+                {
+                    error = CloseCodes.Validate(header, data.Slice(pos, (int)header.FrameLength));
+                    if (error != FrameError.None)
+                    {
+                        return ScanStop.Error;
+                    }
+                }
+
                 control = header;
                 return ScanStop.Control;
             }

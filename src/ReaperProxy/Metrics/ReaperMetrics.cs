@@ -28,6 +28,7 @@ internal sealed class ReaperMetrics
     private readonly Histogram<double> _duration;
     private readonly Counter<long> _reloads;
     private readonly Counter<long> _refused;
+    private readonly Counter<long> _rejected;
 
     public ReaperMetrics(IMeterFactory meterFactory)
     {
@@ -52,6 +53,8 @@ internal sealed class ReaperMetrics
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = s_durationBuckets });
         _refused = meter.CreateCounter<long>("reaper.connections.refused", "{connection}",
             "WebSockets refused with 503 before reaching a backend because Reaper:MaxConnections were open (every mode, Off included).");
+        _rejected = meter.CreateCounter<long>("reaper.upgrades.rejected", "{request}",
+            "Requests that asked for a WebSocket with a malformed handshake, answered 400 before any backend was contacted, by what was wrong.");
         _reloads = meter.CreateCounter<long>("reaper.config.reloads", "{reload}",
             "Changes to the --config file: applied, or rejected (invalid; the last good configuration kept serving).");
     }
@@ -92,6 +95,10 @@ internal sealed class ReaperMetrics
     /// <summary><paramref name="reason"/>: <c>limit</c> (MaxConnections open) or <c>shutdown</c> (the proxy is draining).</summary>
     public void Refused(string route, string cluster, string reason = "limit") =>
         _refused.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "reason", reason } });
+
+    /// <summary><paramref name="reason"/>: what was wrong with the handshake (<c>body</c>, <c>method</c>, <c>upgrade</c>, <c>connection</c>, <c>key</c>, <c>connect</c>).</summary>
+    public void UpgradeRejected(string route, string cluster, string reason) =>
+        _rejected.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "reason", reason } });
 
     /// <summary><paramref name="leg"/>: <c>client</c> or <c>backend</c>.</summary>
     public void PingSent(string route, string leg) => _pings.Add(1, new TagList { { "route", route }, { "leg", leg } });

@@ -24,6 +24,7 @@ internal sealed class HeartbeatMiddleware
     private readonly ReaperMetrics _metrics;
     private readonly ConnectionLimiter _limiter;
     private readonly ConnectionDrain _drain;
+    private readonly LogThrottle _badRequests;
 
     public HeartbeatMiddleware(RequestDelegate next, ConnectionRegistry registry, ConnectionLimiter limiter, ConnectionDrain drain, ReaperSettingsMonitor settings, TimeProvider time, ILoggerFactory loggerFactory, ReaperMetrics metrics)
     {
@@ -35,6 +36,7 @@ internal sealed class HeartbeatMiddleware
         _settings = settings;
         _time = time;
         _logger = loggerFactory.CreateLogger("ReaperProxy.Heartbeat");
+        _badRequests = new LogThrottle(time, TimeSpan.FromSeconds(10));
     }
 
     // Not async itself, nor is the step that admits a WebSocket: a WebSocket's request keeps one
@@ -43,6 +45,11 @@ internal sealed class HeartbeatMiddleware
     {
         var upgrade = context.Features.Get<IHttpUpgradeFeature>();
         var connect = context.Features.Get<IHttpExtendedConnectFeature>();
+        if (UpgradeRequestRules.Problem(context, upgrade, connect) is { } problem)
+        {
+            return RefuseBadRequestAsync(context, problem);
+        }
+
         var isH1WebSocket = upgrade is { IsUpgradableRequest: true } &&
             context.Request.Headers.Upgrade.ToString().Contains("websocket", StringComparison.OrdinalIgnoreCase);
         var isH2WebSocket = connect is { IsExtendedConnect: true } &&
@@ -160,6 +167,30 @@ internal sealed class HeartbeatMiddleware
         }
 
         return WriteServiceUnavailableAsync(context, "ReaperProxy: too many WebSockets open (Reaper:MaxConnections); retry later.\n");
+    }
+
+    // A malformed WebSocket request (UpgradeRequestRules), before YARP has contacted any backend. It stays
+    // in http.server.request.duration (status 400): metrics are turned off only for admitted WebSockets.
+    private Task RefuseBadRequestAsync(HttpContext context, UpgradeProblem problem)
+    {
+        var proxy = context.GetReverseProxyFeature();
+        var routeId = proxy.Route.Config.RouteId;
+        _metrics.UpgradeRejected(routeId, proxy.Cluster.Config.ClusterId, problem.Kind);
+        _badRequests.Count();
+        if (_badRequests.ShouldLog(out var refused))
+        {
+            Relay.Log.BadRequest(_logger, refused, routeId, RelayConnection.ClientAddressOf(context), problem.Text);
+        }
+
+        context.Response.StatusCode = StatusCodes.Status400BadRequest;
+        if (!HttpProtocol.IsHttp2(context.Request.Protocol) && !HttpProtocol.IsHttp3(context.Request.Protocol))
+        {
+            // What follows a request whose framing was in doubt is not read as another request.
+            context.Response.Headers.Connection = "close";
+        }
+
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        return context.Response.WriteAsync($"ReaperProxy: bad WebSocket request: {problem.Text}.\n");
     }
 
     // Before YARP has contacted any backend: a plain 503 the client can retry.

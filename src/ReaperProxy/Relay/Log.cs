@@ -70,4 +70,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 2013, EventName = "ConnectionRefused", Level = LogLevel.Warning,
         Message = "Refused {Refused} WebSocket(s) with 503 since the last such line (latest: route {Route}, client {Client}): {Open} are open and Reaper:MaxConnections is {Max}; at most one such line every 10 s")]
     public static partial void Refused(ILogger logger, long refused, string route, string client, int open, int max);
+
+    [LoggerMessage(EventId = 2018, EventName = "BadWebSocketRequest", Level = LogLevel.Warning,
+        Message = "Refused {Refused} malformed WebSocket request(s) with 400 before any backend was contacted, since the last such line (latest: route {Route}, client {Client}: {Problem}); at most one such line every 10 s")]
+    public static partial void BadRequest(ILogger logger, long refused, string route, string client, string problem);
 }

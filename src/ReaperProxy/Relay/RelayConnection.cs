@@ -68,6 +68,10 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
         Protocol = HttpProtocol.IsHttp2(context.Request.Protocol) ? "h2" : "http/1.1";
         _onInnerReadCompleted = OnInnerReadCompleted;
         _waitCore.RunContinuationsAsynchronously = true;
+
+        // RFC 6455 §5.1: frames from the client are masked, frames from the backend are not.
+        _c2b = new FrameScanner(MaskRule.Masked);
+        _b2c = new FrameScanner(MaskRule.Unmasked);
     }
 
     /// <summary>A process-unique id (the admin connection list shows it).</summary>

@@ -1,5 +1,6 @@
 using System.Net.WebSockets;
 using System.Security.Cryptography;
+using System.Threading.Channels;
 using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -27,6 +28,7 @@ public sealed class BackendProbe
 {
     private readonly TaskCompletionSource<BackendOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<Stream> _raw = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Channel<Stream> _rawStreams = Channel.CreateUnbounded<Stream>();
     private readonly TaskCompletionSource _accepted = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<DateTime> _closeCompleted = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private DateTime _closeStarted;
@@ -39,6 +41,16 @@ public sealed class BackendProbe
 
     /// <summary>The raw upgraded stream of <c>/raw</c>.</summary>
     public Task<Stream> RawStream => _raw.Task;
+
+    /// <summary>
+    /// The raw upgraded streams of every <c>/raw</c> request, one per call in arrival order, for tests that
+    /// open several in turn on one backend.
+    /// </summary>
+    public async Task<Stream> NextRawStreamAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        return await _rawStreams.Reader.ReadAsync(cts.Token);
+    }
 
     /// <summary>When <c>/close-first</c>'s CloseAsync returned (the handshake completed, or was completed for it).</summary>
     public Task<DateTime> CloseCompleted => _closeCompleted.Task;
@@ -175,6 +187,7 @@ public sealed class BackendProbe
             var stream = await upgrade.UpgradeAsync();
             _accepted.TrySetResult();
             _raw.TrySetResult(stream);
+            _rawStreams.Writer.TryWrite(stream);
             try
             {
                 await Task.Delay(Timeout.Infinite, context.RequestAborted);

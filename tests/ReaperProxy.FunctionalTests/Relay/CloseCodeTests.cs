@@ -5,7 +5,8 @@ namespace ReaperProxy.FunctionalTests.Relay;
 
 /// <summary>
 /// The proxy never puts a close code on the wire that a peer may not send (RFC 6455 §7.4): answering an
-/// unanswered Close, it echoes a sendable code and replaces any other with 1002.
+/// unanswered Close, it echoes a sendable code. A Close with any other code is a protocol error (1002 at
+/// once, the Close not forwarded; BadInput/BadFrameTests), so the client gets 1002 either way.
 /// </summary>
 public sealed class CloseCodeTests(ITestOutputHelper output)
 {

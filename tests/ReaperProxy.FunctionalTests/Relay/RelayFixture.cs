@@ -41,8 +41,9 @@ public sealed class RelayFixture : IAsyncDisposable
 
     public ProxyConfig Config { get; }
 
+    // output: where the proxy's and the backend's logs go; null for nowhere (a fixture shared by a test class).
     public static async Task<RelayFixture> StartAsync(
-        ITestOutputHelper output,
+        ITestOutputHelper? output,
         Heartbeat heartbeat,
         string mode = "Enforce",
         string legs = "Both",

@@ -275,4 +275,109 @@ public class FrameScannerTests(ITestOutputHelper output)
         Assert.True(caller.MismatchAt is null, $"{context}: output differs from input at byte {caller.MismatchAt}");
         Assert.True(caller.Forwarded == expected.Length, $"{context}: {caller.Forwarded} of {expected.Length} bytes forwarded");
     }
+
+    [Theory]
+    [InlineData(WebSocketOpcode.Text)]
+    [InlineData(WebSocketOpcode.Ping)]
+    [InlineData(WebSocketOpcode.Close)]
+    public void An_unmasked_frame_from_the_client_is_an_error_before_any_of_it_is_forwarded(byte opcode)
+    {
+        var before = WireFrame.Text("masked", mask: Mask).ToBytes();
+        var bad = new WireFrame(true, 0, opcode, [], maskKey: null).ToBytes();
+        var caller = new ScannerCaller(masking: MaskRule.Masked);
+
+        caller.Feed([.. before, .. bad, .. before]);
+
+        Assert.Equal(FrameError.UnmaskedClientFrame, caller.Error);
+        Assert.Equal(before.Length, caller.ErrorAt);
+        Assert.Equal(before, caller.Output.ToArray());
+    }
+
+    [Theory]
+    [InlineData(WebSocketOpcode.Binary)]
+    [InlineData(WebSocketOpcode.Pong)]
+    public void A_masked_frame_from_the_backend_is_an_error_before_any_of_it_is_forwarded(byte opcode)
+    {
+        var before = WireFrame.Text("plain").ToBytes();
+        var bad = new WireFrame(true, 0, opcode, [1, 2, 3], maskKey: Mask).ToBytes();
+        var caller = new ScannerCaller(masking: MaskRule.Unmasked);
+
+        caller.Feed([.. before, .. bad]);
+
+        Assert.Equal(FrameError.MaskedServerFrame, caller.Error);
+        Assert.Equal(before, caller.Output.ToArray());
+    }
+
+    [Theory]
+    [InlineData((int)MaskRule.Masked, true)]
+    [InlineData((int)MaskRule.Unmasked, false)]
+    [InlineData((int)MaskRule.Any, true)]
+    [InlineData((int)MaskRule.Any, false)]
+    public void Frames_masked_as_their_direction_requires_pass_byte_for_byte(int rule, bool masked)
+    {
+        var bytes = WireFrame.Concat(MixedStream(masked, large: true));
+        var caller = new ScannerCaller(masking: (MaskRule)rule);
+
+        caller.Feed(bytes);
+
+        Assert.Null(caller.Error);
+        Assert.Equal(bytes, caller.Output.ToArray());
+    }
+
+    public static TheoryData<byte[], int> BadClosePayloads() => new()
+    {
+        { [0x03], (int)FrameError.CloseOneBytePayload },
+        { [0x00, 0x00], (int)FrameError.InvalidCloseCode },
+        { [0x03, 0xE7], (int)FrameError.InvalidCloseCode }, // 999
+        { [0x03, 0xEC], (int)FrameError.InvalidCloseCode }, // 1004
+        { [0x03, 0xED], (int)FrameError.InvalidCloseCode }, // 1005
+        { [0x03, 0xEE], (int)FrameError.InvalidCloseCode }, // 1006
+        { [0x03, 0xF7], (int)FrameError.InvalidCloseCode }, // 1015
+        { [0x0B, 0xB7], (int)FrameError.InvalidCloseCode }, // 2999
+        { [0x13, 0x88], (int)FrameError.InvalidCloseCode }, // 5000
+        { [0x03, 0xE8, 0xC3], (int)FrameError.InvalidCloseReason }, // 1000, a truncated 2-byte sequence
+        { [0x03, 0xE8, 0xFF, 0x61], (int)FrameError.InvalidCloseReason },
+        { [0x03, 0xE8, 0xED, 0xA0, 0x80], (int)FrameError.InvalidCloseReason }, // an encoded surrogate
+    };
+
+    [Theory]
+    [MemberData(nameof(BadClosePayloads))]
+    public void A_close_the_proxy_cannot_read_is_an_error_whole_whatever_the_chunking(byte[] payload, int expected)
+    {
+        foreach (uint? mask in new uint?[] { null, Mask })
+        {
+            var before = WireFrame.Text("before", mask: mask).ToBytes();
+            var bytes = WireFrame.Concat([WireFrame.Text("before", mask: mask), new WireFrame(true, 0, WebSocketOpcode.Close, payload, mask)]);
+            for (var split = before.Length; split <= bytes.Length; split++)
+            {
+                var caller = new ScannerCaller();
+                caller.Feed(bytes.AsSpan(0, split));
+                caller.Feed(bytes.AsSpan(split));
+
+                Assert.Equal((FrameError)expected, caller.Error);
+                Assert.Equal(before.Length, caller.ErrorAt);
+                Assert.Equal(before, caller.Output.ToArray());
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(1000, "")]
+    [InlineData(1001, "going away")]
+    [InlineData(1012, "")]
+    [InlineData(1014, "")]
+    [InlineData(3000, "")]
+    [InlineData(4999, "déjà vu ✓")]
+    public void A_valid_close_is_handed_over_as_a_control_frame(int code, string reason)
+    {
+        var close = WireFrame.Close((ushort)code, reason, Mask).ToBytes();
+        var empty = new WireFrame(true, 0, WebSocketOpcode.Close, [], Mask).ToBytes();
+        var caller = new ScannerCaller();
+
+        caller.Feed([.. close, .. empty]);
+
+        Assert.Null(caller.Error);
+        Assert.Equal(2, caller.Controls.Count);
+        Assert.Equal([.. close, .. empty], caller.Output.ToArray());
+    }
 }

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using ReaperProxy.Framing;
 
 namespace ReaperProxy.Tests.Framing;
@@ -43,7 +44,7 @@ internal static class RandomFrames
         return frames;
     }
 
-    /// <summary>A control frame: Ping, Pong or (rarely) Close, 0–125 bytes.</summary>
+    /// <summary>A control frame: Ping, Pong or (rarely) a valid Close, 0–125 bytes.</summary>
     public static WireFrame Control(Random random, uint? mask, bool allowClose = true)
     {
         var kind = random.Next(allowClose ? 7 : 6);
@@ -56,6 +57,17 @@ internal static class RandomFrames
 
         var payload = new byte[length];
         random.NextBytes(payload);
+        if (opcode == WebSocketOpcode.Close && length >= 2)
+        {
+            // A valid Close (RFC 6455 §5.5.1): a code that may be sent, then a UTF-8 reason (ASCII here).
+            ushort[] codes = [1000, 1001, 1003, 1011, 3000, 4999];
+            BinaryPrimitives.WriteUInt16BigEndian(payload, codes[random.Next(codes.Length)]);
+            for (var i = 2; i < length; i++)
+            {
+                payload[i] = (byte)('a' + (payload[i] % 26));
+            }
+        }
+
         return new WireFrame(true, 0, opcode, payload, mask);
     }
 

@@ -27,8 +27,10 @@ internal sealed class ScannerCaller
 
     /// <param name="marker">The frame to inject, or null for a caller that never injects.</param>
     /// <param name="injectBeforeScan">Asked before every scan call whether to request an injection then.</param>
-    public ScannerCaller(byte[]? marker = null, Func<bool>? injectBeforeScan = null)
+    /// <param name="masking">The masking the scanned direction's frames must have.</param>
+    public ScannerCaller(byte[]? marker = null, Func<bool>? injectBeforeScan = null, MaskRule masking = MaskRule.Any)
     {
+        _scanner = new FrameScanner(masking);
         _output = new ArrayBufferWriter<byte>();
         _marker = marker;
         _injectBeforeScan = injectBeforeScan;
