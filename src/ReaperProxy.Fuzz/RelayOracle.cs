@@ -1,0 +1,265 @@
+using System.Buffers.Binary;
+using System.Text;
+using ReaperProxy.Configuration;
+using ReaperProxy.Framing;
+using ReaperProxy.Relay;
+
+namespace ReaperProxy.Fuzz;
+
+/// <summary>
+/// Judges one relay run, each direction on its own: what the receiver got must be what the sender sent
+/// (read by <see cref="WireModel"/> up to the sender's Close or first invalid frame), frame for frame and
+/// byte for byte, minus exactly the pongs that answer the proxy's pings to the sender, plus the proxy's
+/// own pings (16-byte payload: the receiver leg's tag, then 1, 2, 3, …) and Closes — whole frames, so only
+/// at frame boundaries, masked toward the backend and not toward the client. Nothing follows a Close. An
+/// invalid frame is never forwarded, not one byte of it, and in Enforce the receiver is sent a Close once
+/// the proxy has seen it. While the connection is open and healthy, nothing is lost.
+/// </summary>
+internal static class RelayOracle
+{
+    // RelayConnection's window of unanswered pings a late pong may still answer.
+    private const ulong PongWindow = 16;
+
+    public static void Check(RelayObservation run)
+    {
+        var c2bModel = WireModel.Read(run.ClientSent, stopAfterClose: true);
+        var b2cModel = WireModel.Read(run.BackendSent, stopAfterClose: true);
+
+        // Observe and Off stop parsing at a protocol error and pass everything through from there, both ways.
+        var passThrough = run.Mode != HeartbeatMode.Enforce && (c2bModel.ErrorOffset is not null || b2cModel.ErrorOffset is not null);
+        var c2b = Match("client->backend", run.ClientSent, c2bModel, run.BackendReceived, toBackend: true, run.BackendTag, run.ClientTag,
+            CountPings(run.ClientReceived, run.ClientTag, masked: false), passThrough);
+        var b2c = Match("backend->client", run.BackendSent, b2cModel, run.ClientReceived, toBackend: false, run.ClientTag, run.BackendTag,
+            CountPings(run.BackendReceived, run.BackendTag, masked: true), passThrough);
+
+        var healthy = run.State == "open" && !run.Aborted && !c2b.CloseSeen && !b2c.CloseSeen && !passThrough
+            && c2bModel.ErrorOffset is null && b2cModel.ErrorOffset is null;
+        if (healthy)
+        {
+            if (run.ReaderRunning)
+            {
+                c2b.RequireComplete();
+            }
+
+            b2c.RequireComplete();
+        }
+
+        if (run.Mode == HeartbeatMode.Enforce && !run.Aborted)
+        {
+            // The proxy saw the invalid frame (everything before it went by): the receiver is told to close.
+            if (c2bModel.ErrorOffset is not null && c2b.Consumed == c2bModel.Frames.Count && run.ReaderRunning && run.Reason != CloseReason.BackendDead)
+            {
+                PropertyViolation.Check(c2b.CloseSeen, $"client->backend: invalid frame at {c2bModel.ErrorOffset} ({c2bModel.Error}) and the backend got no Close (state {run.State}, reason {run.Reason})");
+            }
+
+            if (b2cModel.ErrorOffset is not null && b2c.Consumed == b2cModel.Frames.Count && run.Reason != CloseReason.ClientDead)
+            {
+                PropertyViolation.Check(b2c.CloseSeen, $"backend->client: invalid frame at {b2cModel.ErrorOffset} ({b2cModel.Error}) and the client got no Close (state {run.State}, reason {run.Reason})");
+            }
+        }
+    }
+
+    private static ulong CountPings(byte[] received, ulong tag, bool masked)
+    {
+        ulong count = 0;
+        foreach (var frame in WireModel.Read(received, stopAfterClose: false).Frames)
+        {
+            if (IsProxyPing(frame, tag, masked, out _))
+            {
+                count++;
+            }
+        }
+
+        return count;
+    }
+
+    private static bool IsProxyPing(ModelFrame frame, ulong tag, bool masked, out ulong sequence)
+    {
+        sequence = 0;
+        if (!frame.Complete || frame.Opcode != WebSocketOpcode.Ping || frame.Masked != masked || frame.Payload.Length != 16
+            || BinaryPrimitives.ReadUInt64BigEndian(frame.Payload) != tag)
+        {
+            return false;
+        }
+
+        sequence = BinaryPrimitives.ReadUInt64BigEndian(frame.Payload.AsSpan(8));
+        return true;
+    }
+
+    // A pong carrying the sender leg's tag: an answer to one of the proxy's pings to it.
+    private static bool IsAnswerToProxy(ModelFrame frame, ulong senderTag, out ulong sequence)
+    {
+        sequence = 0;
+        if (!frame.Complete || frame.Opcode != WebSocketOpcode.Pong || frame.Payload.Length != 16 || BinaryPrimitives.ReadUInt64BigEndian(frame.Payload) != senderTag)
+        {
+            return false;
+        }
+
+        sequence = BinaryPrimitives.ReadUInt64BigEndian(frame.Payload.AsSpan(8));
+        return true;
+    }
+
+    private static Direction Match(string name, byte[] sent, WireModel model, byte[] received, bool toBackend, ulong receiverTag, ulong senderTag,
+        ulong pingsToSender, bool passThrough)
+    {
+        var output = WireModel.Read(received, stopAfterClose: false);
+        var direction = new Direction(name, sent, model, received, senderTag, pingsToSender, passThrough);
+        ulong pingSeq = 0;
+        foreach (var o in output.Frames)
+        {
+            PropertyViolation.Check(!direction.CloseSeen, $"{name}: {Describe(o)} forwarded after a Close");
+            while (true)
+            {
+                var f = direction.Consumed < model.Frames.Count ? model.Frames[direction.Consumed] : null;
+                if (f is not null && IsAnswerToProxy(f, senderTag, out var seq) && direction.MustRemove(seq))
+                {
+                    // The proxy's own pong is removed whatever follows it (a duplicate of it must then match
+                    // the next output frame, or nothing does and the forwarded one is reported below).
+                    direction.Taken(seq);
+                    continue;
+                }
+
+                if (f is not null && Same(sent, f, received, o))
+                {
+                    if (o.Complete)
+                    {
+                        direction.Consumed++;
+                        direction.CloseSeen = o.Opcode == WebSocketOpcode.Close;
+                    }
+                    else
+                    {
+                        direction.PartialForwarded = o.Length;
+                    }
+
+                    break;
+                }
+
+                if (IsProxyPing(o, receiverTag, toBackend, out var pingSequence))
+                {
+                    PropertyViolation.Check(pingSequence == ++pingSeq, $"{name}: the proxy's ping at {o.Offset} has sequence {pingSequence}, expected {pingSeq}");
+                    break;
+                }
+
+                if (o is { Complete: true, Opcode: WebSocketOpcode.Close } && o.Masked == toBackend)
+                {
+                    CheckProxyClose(name, o);
+                    direction.CloseSeen = true;
+                    break;
+                }
+
+                if (f is not null && IsAnswerToProxy(f, senderTag, out var answered))
+                {
+                    PropertyViolation.Check(direction.MayRemove(answered), $"{name}: the pong at {f.Offset} (ping {answered}) was removed, but an earlier pong had answered it");
+                    direction.Taken(answered);
+                    continue;
+                }
+
+                throw new PropertyViolation($"{name}: {Describe(o)} at output offset {o.Offset} is neither the next frame sent ({(f is null ? model.ErrorOffset is { } bad ? $"the invalid frame at {bad}: {model.Error}" : "none left" : Describe(f))}) nor one of the proxy's own");
+            }
+        }
+
+        if (output.ErrorOffset is { } outputError)
+        {
+            // Only a pass-through (Observe after a protocol error) forwards bytes the model calls invalid,
+            // and then exactly the bytes that were sent, from where the frames stopped.
+            var from = direction.Consumed < model.Frames.Count ? model.Frames[direction.Consumed].Offset : model.ErrorOffset ?? sent.Length;
+            var rest = received.AsSpan(outputError);
+            PropertyViolation.Check(passThrough && sent.Length - from >= rest.Length && rest.SequenceEqual(sent.AsSpan(from, rest.Length)),
+                $"{name}: the receiver got an invalid frame at output offset {outputError} ({output.Error}) that is not the sender's bytes passed through");
+        }
+
+        direction.TakeTrailingPongs();
+        return direction;
+    }
+
+    private static void CheckProxyClose(string name, ModelFrame close)
+    {
+        if (close.Payload.Length == 0)
+        {
+            return;
+        }
+
+        PropertyViolation.Check(close.Payload.Length >= 2, $"{name}: the proxy's Close at {close.Offset} has a 1-byte payload");
+        var code = BinaryPrimitives.ReadUInt16BigEndian(close.Payload);
+        PropertyViolation.Check(CloseCodes.IsSendable(code), $"{name}: the proxy's Close at {close.Offset} carries code {code}, which no endpoint may send");
+        try
+        {
+            _ = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(close.Payload, 2, close.Payload.Length - 2);
+        }
+        catch (DecoderFallbackException)
+        {
+            throw new PropertyViolation($"{name}: the proxy's Close at {close.Offset} has a reason that is not UTF-8");
+        }
+    }
+
+    private static bool Same(byte[] sent, ModelFrame f, byte[] received, ModelFrame o)
+    {
+        if (o.Complete)
+        {
+            return f.Complete && o.Length == f.Length && received.AsSpan(o.Offset, o.Length).SequenceEqual(sent.AsSpan(f.Offset, f.Length));
+        }
+
+        // A data frame still streaming: its header whole, its payload as far as it came.
+        return !f.IsControl && o.HeaderLength > 0 && o.Length <= f.Length && received.AsSpan(o.Offset, o.Length).SequenceEqual(sent.AsSpan(f.Offset, o.Length));
+    }
+
+    private static string Describe(ModelFrame f) =>
+        $"{(f.Complete ? "" : "partial ")}frame opcode {f.Opcode}{(f.Fin ? " FIN" : "")}{(f.Masked ? " masked" : "")} length {f.PayloadLength} at {f.Offset}";
+
+    /// <summary>How far one direction's output got through what its sender sent.</summary>
+    private sealed class Direction(string name, byte[] sent, WireModel model, byte[] received, ulong senderTag, ulong pingsToSender, bool passThrough)
+    {
+        private ulong _highestTaken;
+
+        /// <summary>Input frames forwarded or removed, in order.</summary>
+        public int Consumed { get; set; }
+
+        /// <summary>Bytes of the next input frame (a data frame still streaming) already forwarded.</summary>
+        public int PartialForwarded { get; set; }
+
+        public bool CloseSeen { get; set; }
+
+        // The relay takes a pong for ping s when no pong for s or a later ping was taken before, and s is
+        // within the window of the last pings sent; with more pings out than that, either is right.
+        public bool MustRemove(ulong s) => !passThrough && s > _highestTaken && pingsToSender < s + PongWindow;
+
+        public bool MayRemove(ulong s) => passThrough ? false : s > _highestTaken || pingsToSender >= s + PongWindow;
+
+        public void Taken(ulong s)
+        {
+            _highestTaken = Math.Max(_highestTaken, s);
+            Consumed++;
+        }
+
+        /// <summary>Pongs the proxy must remove at the end of what was sent: removed even though nothing follows them.</summary>
+        public void TakeTrailingPongs()
+        {
+            while (!CloseSeen && PartialForwarded == 0 && Consumed < model.Frames.Count && IsAnswerToProxy(model.Frames[Consumed], senderTag, out var s) && MustRemove(s))
+            {
+                Taken(s);
+            }
+        }
+
+        /// <summary>Nothing lost: every frame sent went on (or was the proxy's pong), and a frame still streaming as far as it came.</summary>
+        public void RequireComplete()
+        {
+            var frames = model.Frames;
+            if (Consumed == frames.Count)
+            {
+                return;
+            }
+
+            var next = frames[Consumed];
+            var last = Consumed == frames.Count - 1 && !next.Complete;
+            if (last && (next.HeaderLength == 0 || next.IsControl))
+            {
+                // A header or control frame not complete yet: held by the proxy until the rest arrives.
+                PropertyViolation.Check(PartialForwarded == 0, $"{name}: part of the incomplete {Describe(next)} was forwarded");
+                return;
+            }
+
+            PropertyViolation.Check(last && PartialForwarded == next.Length,
+                $"{name}: lost on a healthy connection: {Describe(next)} and what follows ({sent.Length - next.Offset - PartialForwarded} of {sent.Length} bytes sent; {received.Length} received)");
+        }
+    }
+}
