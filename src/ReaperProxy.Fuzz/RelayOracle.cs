@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.Text;
 using ReaperProxy.Configuration;
 using ReaperProxy.Framing;
-using ReaperProxy.Relay;
 
 namespace ReaperProxy.Fuzz;
 
@@ -27,6 +26,13 @@ internal static class RelayOracle
 
         // Observe and Off stop parsing at a protocol error and pass everything through from there, both ways.
         var passThrough = run.Mode != HeartbeatMode.Enforce && (c2bModel.ErrorOffset is not null || b2cModel.ErrorOffset is not null);
+        if (passThrough)
+        {
+            // Unparsed from some point on: a Close no longer ends what is forwarded.
+            c2bModel = WireModel.Read(run.ClientSent, stopAfterClose: false);
+            b2cModel = WireModel.Read(run.BackendSent, stopAfterClose: false);
+        }
+
         var c2b = Match("client->backend", run.ClientSent, c2bModel, run.BackendReceived, toBackend: true, run.BackendTag, run.ClientTag,
             CountPings(run.ClientReceived, run.ClientTag, masked: false), passThrough);
         var b2c = Match("backend->client", run.BackendSent, b2cModel, run.ClientReceived, toBackend: false, run.ClientTag, run.BackendTag,
@@ -47,12 +53,12 @@ internal static class RelayOracle
         if (run.Mode == HeartbeatMode.Enforce && !run.Aborted)
         {
             // The proxy saw the invalid frame (everything before it went by): the receiver is told to close.
-            if (c2bModel.ErrorOffset is not null && c2b.Consumed == c2bModel.Frames.Count && run.ReaderRunning && run.Reason != CloseReason.BackendDead)
+            if (c2bModel.ErrorOffset is not null && c2b.Consumed == c2bModel.Frames.Count && run.ReaderRunning && !run.BackendDead)
             {
                 PropertyViolation.Check(c2b.CloseSeen, $"client->backend: invalid frame at {c2bModel.ErrorOffset} ({c2bModel.Error}) and the backend got no Close (state {run.State}, reason {run.Reason})");
             }
 
-            if (b2cModel.ErrorOffset is not null && b2c.Consumed == b2cModel.Frames.Count && run.Reason != CloseReason.ClientDead)
+            if (b2cModel.ErrorOffset is not null && b2c.Consumed == b2cModel.Frames.Count && !run.ClientDead)
             {
                 PropertyViolation.Check(b2c.CloseSeen, $"backend->client: invalid frame at {b2cModel.ErrorOffset} ({b2cModel.Error}) and the client got no Close (state {run.State}, reason {run.Reason})");
             }
@@ -107,7 +113,8 @@ internal static class RelayOracle
         ulong pingSeq = 0;
         foreach (var o in output.Frames)
         {
-            PropertyViolation.Check(!direction.CloseSeen, $"{name}: {Describe(o)} forwarded after a Close");
+            // (Passing through, the proxy no longer parses: a Close is just bytes, as Observe documents.)
+            PropertyViolation.Check(!direction.CloseSeen || passThrough, $"{name}: {Describe(o)} forwarded after a Close");
             while (true)
             {
                 var f = direction.Consumed < model.Frames.Count ? model.Frames[direction.Consumed] : null;
@@ -119,7 +126,7 @@ internal static class RelayOracle
                     continue;
                 }
 
-                if (f is not null && Same(sent, f, received, o))
+                if (f is not null && Same(sent, f, received, o, passThrough))
                 {
                     if (o.Complete)
                     {
@@ -162,10 +169,20 @@ internal static class RelayOracle
         {
             // Only a pass-through (Observe after a protocol error) forwards bytes the model calls invalid,
             // and then exactly the bytes that were sent, from where the frames stopped.
-            var from = direction.Consumed < model.Frames.Count ? model.Frames[direction.Consumed].Offset : model.ErrorOffset ?? sent.Length;
+            // The proxy's pongs just before the pass-through began were still removed.
             var rest = received.AsSpan(outputError);
-            PropertyViolation.Check(passThrough && sent.Length - from >= rest.Length && rest.SequenceEqual(sent.AsSpan(from, rest.Length)),
-                $"{name}: the receiver got an invalid frame at output offset {outputError} ({output.Error}) that is not the sender's bytes passed through");
+            var matched = false;
+            for (var k = direction.Consumed; passThrough && !matched; k++)
+            {
+                var from = k < model.Frames.Count ? model.Frames[k].Offset : model.ErrorOffset ?? sent.Length;
+                matched = sent.Length - from >= rest.Length && rest.SequenceEqual(sent.AsSpan(from, rest.Length));
+                if (k >= model.Frames.Count || !IsAnswerToProxy(model.Frames[k], senderTag, out _))
+                {
+                    break;
+                }
+            }
+
+            PropertyViolation.Check(matched, $"{name}: the receiver got an invalid frame at output offset {outputError} ({output.Error}) that is not the sender's bytes passed through");
         }
 
         direction.TakeTrailingPongs();
@@ -192,15 +209,16 @@ internal static class RelayOracle
         }
     }
 
-    private static bool Same(byte[] sent, ModelFrame f, byte[] received, ModelFrame o)
+    private static bool Same(byte[] sent, ModelFrame f, byte[] received, ModelFrame o, bool passThrough)
     {
         if (o.Complete)
         {
             return f.Complete && o.Length == f.Length && received.AsSpan(o.Offset, o.Length).SequenceEqual(sent.AsSpan(f.Offset, f.Length));
         }
 
-        // A data frame still streaming: its header whole, its payload as far as it came.
-        return !f.IsControl && o.HeaderLength > 0 && o.Length <= f.Length && received.AsSpan(o.Offset, o.Length).SequenceEqual(sent.AsSpan(f.Offset, o.Length));
+        // A data frame still streaming: its header whole, its payload as far as it came. Passing through
+        // unparsed, any prefix of what was sent.
+        return (passThrough || (!f.IsControl && o.HeaderLength > 0)) && o.Length <= f.Length && received.AsSpan(o.Offset, o.Length).SequenceEqual(sent.AsSpan(f.Offset, o.Length));
     }
 
     private static string Describe(ModelFrame f) =>
@@ -223,7 +241,7 @@ internal static class RelayOracle
         // within the window of the last pings sent; with more pings out than that, either is right.
         public bool MustRemove(ulong s) => !passThrough && s > _highestTaken && pingsToSender < s + PongWindow;
 
-        public bool MayRemove(ulong s) => passThrough ? false : s > _highestTaken || pingsToSender >= s + PongWindow;
+        public bool MayRemove(ulong s) => passThrough || s > _highestTaken || pingsToSender >= s + PongWindow;
 
         public void Taken(ulong s)
         {

@@ -49,8 +49,9 @@ internal static class RelayTarget
         var session = new Session(Settings(mode, legs, idleTimeout), readBufferSize, pump);
         var program = data.ToArray();
         pump.Within(() => session.Execute(program.AsSpan(Math.Min(2, program.Length))));
-        RelayOracle.Check(session.Observation(mode, ((LegState)s_clientLeg.GetValue(session.Relay)!).PingTag,
-            ((LegState)s_backendLeg.GetValue(session.Relay)!).PingTag));
+        var client = (LegState)s_clientLeg.GetValue(session.Relay)!;
+        var backend = (LegState)s_backendLeg.GetValue(session.Relay)!;
+        RelayOracle.Check(session.Observation(mode, client, backend));
         pump.Within(session.End);
     }
 
@@ -139,7 +140,7 @@ internal static class RelayTarget
 
             // What a stopped client held back arrives now: every check sees the relay at rest.
             _client.ReleaseWrites();
-            _pump.RunUntilIdle();
+            _pump.RunUntil(() => _writer is null or { IsCompleted: true }, TimeSpan.FromSeconds(1));
         }
 
         private void Apply(RelayOp op, ref FuzzInput input)
@@ -332,7 +333,7 @@ internal static class RelayTarget
             }
         }
 
-        public RelayObservation Observation(HeartbeatMode mode, ulong clientTag, ulong backendTag)
+        public RelayObservation Observation(HeartbeatMode mode, LegState client, LegState backend)
         {
             if (_reader is { IsFaulted: true })
             {
@@ -357,12 +358,14 @@ internal static class RelayTarget
                 [.. _toBackend],
                 [.. _backendSent],
                 _client.Received.ToArray(),
-                clientTag,
-                backendTag,
+                client.PingTag,
+                backend.PingTag,
+                client.Dead,
+                backend.Dead,
                 Relay.State,
                 Relay.Reason,
                 _lifetime.Aborted,
-                ReaderRunning: _reader is { IsCompleted: false });
+                ReaderRunning: _reader is { IsCompleted: false } && !_backendEnded);
         }
 
         /// <summary>As the middleware ends a request: no more ticks, the stream disposed, its reads awaited.</summary>
@@ -446,6 +449,8 @@ internal sealed record RelayObservation(
     byte[] ClientReceived,
     ulong ClientTag,
     ulong BackendTag,
+    bool ClientDead,
+    bool BackendDead,
     string State,
     CloseReason Reason,
     bool Aborted,

@@ -113,7 +113,7 @@ public class FuzzCorpusTests(ITestOutputHelper output)
     }
 
     private static RelayObservation Observation(byte[] clientSent, byte[] backendReceived) =>
-        new(HeartbeatMode.Enforce, clientSent, backendReceived, [], [], ClientTag: 1, BackendTag: 2, State: "open", CloseReason.None, Aborted: false, ReaderRunning: true);
+        new(HeartbeatMode.Enforce, clientSent, backendReceived, [], [], ClientTag: 1, BackendTag: 2, ClientDead: false, BackendDead: false, State: "open", CloseReason.None, Aborted: false, ReaderRunning: true);
 
     private static string RepositoryRoot()
     {
