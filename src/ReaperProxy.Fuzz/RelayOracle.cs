@@ -108,11 +108,50 @@ internal static class RelayOracle
     private static Direction Match(string name, byte[] sent, WireModel model, byte[] received, bool toBackend, ulong receiverTag, ulong senderTag,
         ulong pingsToSender, bool passThrough)
     {
+        if (!passThrough)
+        {
+            return MatchOnce(name, sent, model, received, toBackend, receiverTag, senderTag, pingsToSender, passThrough, removals: -1);
+        }
+
+        // Passing through from some moment on: the proxy removed its pongs (the first answer to each ping)
+        // until then and none after. Which moment is not observable, so each is tried: the first k answers
+        // removed, for every k; one must explain what the receiver got.
+        var answers = 0;
+        foreach (var frame in model.Frames)
+        {
+            answers += IsAnswerToProxy(frame, senderTag, out _) ? 1 : 0;
+        }
+
+        PropertyViolation? first = null;
+        for (var k = 0; k <= answers; k++)
+        {
+            try
+            {
+                return MatchOnce(name, sent, model, received, toBackend, receiverTag, senderTag, pingsToSender, passThrough, k);
+            }
+            catch (PropertyViolation violation)
+            {
+                first ??= violation;
+            }
+        }
+
+        throw first!;
+    }
+
+    private static Direction MatchOnce(string name, byte[] sent, WireModel model, byte[] received, bool toBackend, ulong receiverTag, ulong senderTag,
+        ulong pingsToSender, bool passThrough, int removals)
+    {
         var output = WireModel.Read(received, stopAfterClose: false);
-        var direction = new Direction(name, sent, model, received, senderTag, pingsToSender, passThrough);
+        var direction = new Direction(name, sent, model, received, senderTag, pingsToSender, passThrough, removals);
         ulong pingSeq = 0;
+        int? rawFrom = null;
         foreach (var o in output.Frames)
         {
+            if (rawFrom is not null)
+            {
+                break;
+            }
+
             // (Passing through, the proxy no longer parses: a Close is just bytes, as Observe documents.)
             PropertyViolation.Check(!direction.CloseSeen || passThrough, $"{name}: {Describe(o)} forwarded after a Close");
             while (true)
@@ -141,6 +180,13 @@ internal static class RelayOracle
                     break;
                 }
 
+                if (f is not null && IsAnswerToProxy(f, senderTag, out var maybe) && direction.MayRemove(maybe) && !Same(sent, f, received, o, passThrough))
+                {
+                    // Removed or not, either is right here (a pass-through, or more pings out than the window).
+                    direction.Taken(maybe);
+                    continue;
+                }
+
                 if (IsProxyPing(o, receiverTag, toBackend, out var pingSequence))
                 {
                     PropertyViolation.Check(pingSequence == ++pingSeq, $"{name}: the proxy's ping at {o.Offset} has sequence {pingSequence}, expected {pingSeq}");
@@ -161,11 +207,18 @@ internal static class RelayOracle
                     continue;
                 }
 
+                if (passThrough)
+                {
+                    // Unparsed from here on: the rest must be the sender's bytes as they were.
+                    rawFrom = o.Offset;
+                    break;
+                }
+
                 throw new PropertyViolation($"{name}: {Describe(o)} at output offset {o.Offset} is neither the next frame sent ({(f is null ? model.ErrorOffset is { } bad ? $"the invalid frame at {bad}: {model.Error}" : "none left" : Describe(f))}) nor one of the proxy's own");
             }
         }
 
-        if (output.ErrorOffset is { } outputError)
+        if ((rawFrom ?? output.ErrorOffset) is { } outputError)
         {
             // Only a pass-through (Observe after a protocol error) forwards bytes the model calls invalid,
             // and then exactly the bytes that were sent, from where the frames stopped.
@@ -182,7 +235,7 @@ internal static class RelayOracle
                 }
             }
 
-            PropertyViolation.Check(matched, $"{name}: the receiver got an invalid frame at output offset {outputError} ({output.Error}) that is not the sender's bytes passed through");
+            PropertyViolation.Check(matched, $"{name}: the receiver got bytes at output offset {outputError} ({output.Error ?? "not the next frame"}) that are not the sender's bytes passed through");
         }
 
         direction.TakeTrailingPongs();
@@ -225,9 +278,10 @@ internal static class RelayOracle
         $"{(f.Complete ? "" : "partial ")}frame opcode {f.Opcode}{(f.Fin ? " FIN" : "")}{(f.Masked ? " masked" : "")} length {f.PayloadLength} at {f.Offset}";
 
     /// <summary>How far one direction's output got through what its sender sent.</summary>
-    private sealed class Direction(string name, byte[] sent, WireModel model, byte[] received, ulong senderTag, ulong pingsToSender, bool passThrough)
+    private sealed class Direction(string name, byte[] sent, WireModel model, byte[] received, ulong senderTag, ulong pingsToSender, bool passThrough, int removals)
     {
         private ulong _highestTaken;
+        private int _removed;
 
         /// <summary>Input frames forwarded or removed, in order.</summary>
         public int Consumed { get; set; }
@@ -239,12 +293,14 @@ internal static class RelayOracle
 
         // The relay takes a pong for ping s when no pong for s or a later ping was taken before, and s is
         // within the window of the last pings sent; with more pings out than that, either is right.
-        public bool MustRemove(ulong s) => !passThrough && s > _highestTaken && pingsToSender < s + PongWindow;
+        // Passing through, the first `removals` answers are taken and no other (see Match).
+        public bool MustRemove(ulong s) => passThrough ? s > _highestTaken && _removed < removals : s > _highestTaken && pingsToSender < s + PongWindow;
 
-        public bool MayRemove(ulong s) => passThrough || s > _highestTaken || pingsToSender >= s + PongWindow;
+        public bool MayRemove(ulong s) => passThrough ? MustRemove(s) : s > _highestTaken || pingsToSender >= s + PongWindow;
 
         public void Taken(ulong s)
         {
+            _removed++;
             _highestTaken = Math.Max(_highestTaken, s);
             Consumed++;
         }
