@@ -235,7 +235,7 @@ internal static class RelayOracle
                 }
             }
 
-            PropertyViolation.Check(matched, $"{name}: the receiver got bytes at output offset {outputError} ({output.Error ?? "not the next frame"}) that are not the sender's bytes passed through");
+            PropertyViolation.Check(matched, $"{name}: the receiver got {(rawFrom is null ? $"an invalid frame ({output.Error})" : "bytes")} at output offset {outputError} that are not the sender's bytes passed through");
         }
 
         direction.TakeTrailingPongs();
