@@ -311,14 +311,22 @@ internal sealed partial class RelayConnection
 
         Log.BackendWentAway(_logger, RouteId, ClusterId, Destination, ClientAddress);
 
-        if (!await _writeLock.WaitAsync(TimeSpan.FromMilliseconds(200)))
+        // Both bounds on the connection's clock, like every other deadline of the relay's.
+        using (var giveUp = new CancellationTokenSource(TimeSpan.FromMilliseconds(200), _time))
         {
-            return;
+            try
+            {
+                await _writeLock.WaitAsync(giveUp.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
         }
 
         try
         {
-            await SendFramesForClientAsync(inner, CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromMilliseconds(500));
+            await SendFramesForClientAsync(inner, CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromMilliseconds(500), _time);
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or TimeoutException)
         {

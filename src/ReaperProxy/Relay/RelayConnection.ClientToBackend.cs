@@ -363,6 +363,13 @@ internal sealed partial class RelayConnection
 
     private int DrainOverflow(Span<byte> destination)
     {
+        if (_readOverflowCount == 0)
+        {
+            // Nothing stashed (a read that forwarded nothing): the array went back to the pool with its
+            // offset at its old end, and slicing a null array there throws.
+            return 0;
+        }
+
         var n = Math.Min(destination.Length, _readOverflowCount);
         _readOverflow.AsSpan(_readOverflowOffset, n).CopyTo(destination);
         _readOverflowOffset += n;

@@ -27,6 +27,31 @@ public class RelayConnectionClientToBackendTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_small_buffer_read_that_gets_only_part_of_a_header_waits_for_the_rest_instead_of_failing()
+    {
+        // Found by the fuzzer (tools/fuzz/regressions/relay/small-buffer-held-header): once a small-buffer
+        // read had drained the overflow, a read that forwarded nothing (a header cut short, or only the
+        // proxy's pong) drained the released overflow again at its old offset and threw
+        // ArgumentOutOfRangeException, failing YARP's copy loop.
+        await using var h = RelayHarness.Create(readBufferSize: 16);
+        var first = WireFrame.Text("longer than one sixteen-byte read", mask: 0x10203040).ToBytes();
+        h.Client.Send(first);
+        Assert.Equal(first, await h.ToBackendAsync(first.Length));
+
+        var second = WireFrame.Text("next", mask: 0x50607080).ToBytes();
+        h.Client.Send(second.AsSpan(0, 1));
+        var pending = h.ToBackendAsync();
+        h.Client.Send(second.AsSpan(1));
+        var forwarded = new List<byte>(await RelayHarness.Guard(pending));
+        if (forwarded.Count < second.Length)
+        {
+            forwarded.AddRange(await h.ToBackendAsync(second.Length - forwarded.Count));
+        }
+
+        Assert.Equal(second, forwarded);
+    }
+
+    [Fact]
     public async Task Client_bytes_sent_while_yarp_waits_come_out_of_the_waiting_read()
     {
         await using var h = RelayHarness.Create();
