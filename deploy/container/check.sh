@@ -168,7 +168,10 @@ run_start=$SECONDS
 run podman pod create --name "$pod" -p 127.0.0.1::8080 -p 127.0.0.1::9464 >/dev/null
 hardening=(--read-only --read-only-tmpfs=false --cap-drop=all --security-opt=no-new-privileges)
 run podman run -d --pod "$pod" --name "$echo_ctr" "${hardening[@]}" -e ASPNETCORE_URLS=http://127.0.0.1:5080 "$echo_image" >/dev/null
-run podman run -d --pod "$pod" --name "$proxy" "${hardening[@]}" \
+# The image binds the admin listener on all interfaces: run it as it should be deployed, with a token
+# (without one the proxy warns at start, and this check allows no warning).
+admin_token="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+run podman run -d --pod "$pod" --name "$proxy" "${hardening[@]}" -e Reaper__AdminToken="$admin_token" \
     -v "$PWD/config/demo.json:/etc/reaperproxy/reaper.json:ro" "$image" >/dev/null
 infra="$(podman pod inspect --format '{{.InfraContainerID}}' "$pod")"
 public_port="$(podman port "$infra" 8080/tcp | head -n 1)"; public_port="${public_port##*:}"
@@ -182,6 +185,7 @@ admin="http://127.0.0.1:$admin_port"
 echo "  public $public, admin $admin"
 
 curl_() { curl --noproxy '*' -sS --max-time 5 "$@"; }
+admin_curl_() { curl_ -H "Authorization: Bearer $admin_token" "$@"; }
 deadline=$(( SECONDS + ready_within ))
 until [[ "$(curl_ -o /dev/null -w '%{http_code}' "$admin/readyz" 2>/dev/null)" == 200 ]]; do
     [[ "$(podman inspect --format '{{.State.Running}}' "$proxy")" == true ]] || fail "the proxy container exited before it was ready"
@@ -193,8 +197,10 @@ ok "ready after $((SECONDS - run_start))s"
 step "run: admin and public endpoints, user, logs"
 [[ "$(curl_ -f "$admin/healthz")" == ok ]] || fail "admin /healthz did not answer ok"
 [[ "$(curl_ -f "$admin/readyz")" == ready ]] || fail "admin /readyz did not answer ready"
-curl_ -f "$admin/metrics" > "$tmp/metrics.txt" || fail "admin /metrics did not answer"
+admin_curl_ -f "$admin/metrics" > "$tmp/metrics.txt" || fail "admin /metrics did not answer"
 grep -q '^# TYPE ' "$tmp/metrics.txt" || fail "admin /metrics is not in the Prometheus text format"
+[[ "$(curl_ -o /dev/null -w '%{http_code}' "$admin/metrics")" == 401 ]] || fail "admin /metrics answered without the token"
+ok "admin port: /metrics wants the bearer token (401 without it)"
 ok "admin port: /healthz ok, /readyz ready, /metrics with $(grep -c '^# TYPE ' "$tmp/metrics.txt") metric families"
 for path in /healthz /readyz /metrics /connections; do
     # On the public port these are proxied to the echo backend, which has none of them (404).
@@ -217,7 +223,7 @@ out="$(timeout 60 podman run --rm --network=host "$echo_image" client "ws://127.
     || fail "WebSocket echo through the container failed: $out"
 [[ "$out" == *"got 'hello through the container' back"* ]] || fail "unexpected client output: $out"
 ok "$out"
-curl_ -f "$admin/metrics" > "$tmp/metrics.txt" || fail "admin /metrics did not answer"
+admin_curl_ -f "$admin/metrics" > "$tmp/metrics.txt" || fail "admin /metrics did not answer"
 grep -qE '^reaper_connections_opened(_total)?[{ ].* 1$' "$tmp/metrics.txt" \
     || fail "admin /metrics does not count the WebSocket: $(grep '^reaper_' "$tmp/metrics.txt")"
 ok "admin /metrics counts it: $(grep -E '^reaper_connections_opened' "$tmp/metrics.txt" | head -n 1)"
@@ -230,7 +236,7 @@ grep -qE '^[│|] ping-answer +[│|] pass' <<<"$out" && grep -qE '^[│|] idle-
 ok "reaperproxy-probe (on PATH in the image): $(tail -n 1 <<<"$out")"
 # Its connections end with it; the next step counts exactly one open WebSocket.
 deadline=$(( SECONDS + 10 ))
-until [[ "$(curl_ -f "$admin/metrics" | awk '/^reaper_connections_active[{ ]/ {s += $NF} END {print s + 0}')" == 0 ]]; do
+until [[ "$(admin_curl_ -f "$admin/metrics" | awk '/^reaper_connections_active[{ ]/ {s += $NF} END {print s + 0}')" == 0 ]]; do
     (( SECONDS < deadline )) || fail "the probe's WebSockets were still open 10 s after it exited"
     sleep 0.2
 done
@@ -244,7 +250,7 @@ until podman logs "$client" 2>/dev/null | grep -q "waiting up to"; do
     (( SECONDS < deadline )) || fail "the client did not connect within 30s"
     sleep 0.2
 done
-active="$(curl_ -f "$admin/metrics" | awk '/^reaper_connections_active[{ ]/ {s += $NF} END {print s + 0}')"
+active="$(admin_curl_ -f "$admin/metrics" | awk '/^reaper_connections_active[{ ]/ {s += $NF} END {print s + 0}')"
 [[ "$active" == 1 ]] || fail "reaper_connections_active is $active with one client connected"
 ok "client connected (reaper_connections_active 1)"
 stop_start=$(date +%s.%N)

@@ -105,7 +105,7 @@ self_test() {
     # name | rendering | sed script applied to its YAML | text the failure must contain
     local cases=(
         "misspelled replicas|sidecar|s/^  replicas: /  replica: /|'\"replica\"' does not exist in type 'IDeploymentSpec'"
-        "misspelled ServiceMonitor interval|base|s/^  - interval: /  - intervall: /|'\"intervall\"' does not exist in type"
+        "misspelled ServiceMonitor interval|base|s/^    interval: 15s/    intervall: 15s/|'\"intervall\"' does not exist in type"
         "misspelled PDB matchLabels|base|/^kind: PodDisruptionBudget/,/^---/s/matchLabels:/matchLabel:/|'\"matchLabel\"' does not exist in type 'ILabelSelector'"
         "wrong type (port as a list)|base|s/^    port: 80$/    port: [80]/|is not assignable to type"
         "readiness probe on /ready|base|s#path: /readyz#path: /ready#|readinessProbe.httpGet.path is '/ready'"

@@ -1,4 +1,5 @@
 using OpenTelemetry.Metrics;
+using ReaperProxy.Configuration;
 
 namespace ReaperProxy.Admin;
 
@@ -10,7 +11,7 @@ namespace ReaperProxy.Admin;
 /// </summary>
 internal static class AdminApplication
 {
-    public static WebApplication Build(WebApplication proxy, string adminUrls)
+    public static WebApplication Build(WebApplication proxy, ReaperSettings settings)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
@@ -19,7 +20,8 @@ internal static class AdminApplication
             ContentRootPath = AppContext.BaseDirectory,
         });
 
-        builder.WebHost.UseUrls(adminUrls);
+        builder.WebHost.UseUrls(settings.AdminUrls);
+        builder.WebHost.ConfigureKestrel(o => settings.Limits.ApplyTo(o.Limits));
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(proxy.Services.GetRequiredService<ILoggerFactory>());
 
@@ -28,6 +30,8 @@ internal static class AdminApplication
 
         var admin = builder.Build();
         var readiness = proxy.Services.GetRequiredService<ReadinessState>();
+        var access = proxy.Services.GetRequiredService<AdminAccess>();
+        admin.Use(access.InvokeAsync);
 
         admin.MapGet("/healthz", () => TypedResults.Text("ok\n"));
         admin.MapGet("/readyz", () => readiness.IsReady

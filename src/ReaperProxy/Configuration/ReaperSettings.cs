@@ -12,6 +12,12 @@ public sealed class ReaperSettings
     /// <summary>The route metadata key that names a policy.</summary>
     public const string PolicyMetadataKey = "ReaperPolicy";
 
+    /// <summary>The route metadata key that caps the route's WebSockets open at once.</summary>
+    public const string MaxConnectionsMetadataKey = "ReaperMaxConnections";
+
+    /// <summary>The fewest characters an admin token may have: a short one can be guessed.</summary>
+    public const int MinAdminTokenLength = 16;
+
     /// <summary>Snapshot used before any configuration is read.</summary>
     public static ReaperSettings Empty { get; } = new(
         DefaultAdminUrls,
@@ -53,6 +59,40 @@ public sealed class ReaperSettings
     /// at once. Default 10 s.
     /// </summary>
     public TimeSpan DrainPeriod { get; }
+
+    /// <summary><c>Reaper:Limits</c>: request header limits (start only) and upgrades in progress (live).</summary>
+    public LimitsSettings Limits { get; init; } = LimitsSettings.Default;
+
+    /// <summary>
+    /// <c>Reaper:AdminToken</c>: when set, <c>/metrics</c> and <c>/connections</c> on the admin listener
+    /// want <c>Authorization: Bearer</c> with it (<c>/healthz</c> and <c>/readyz</c> stay open for probes).
+    /// </summary>
+    public string? AdminToken { get; init; }
+
+    /// <summary>
+    /// <c>Reaper:AdminTokenFile</c>: the same token read from a file (a mounted Kubernetes Secret),
+    /// re-read while the process runs so a rotated Secret applies without a restart.
+    /// </summary>
+    public string? AdminTokenFile { get; init; }
+
+    /// <summary>Route id → its <c>Metadata:ReaperMaxConnections</c> (null: no cap of its own).</summary>
+    public IReadOnlyDictionary<string, int?> RouteMaxConnections { get; init; } = new Dictionary<string, int?>(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// A route's own cap on WebSockets open at once, by the same rule as <see cref="PolicyForRoute(string, string?)"/>:
+    /// Reaper's reading of the route wins when it knows it; otherwise the metadata as YARP hands it over
+    /// (<paramref name="metadataValue"/>, e.g. routes from another config provider), when it is a positive
+    /// whole number. Null: no cap beyond <see cref="EffectiveMaxConnections"/>.
+    /// </summary>
+    public int? MaxConnectionsForRoute(string routeId, string? metadataValue)
+    {
+        if (RouteMaxConnections.TryGetValue(routeId, out var configured))
+        {
+            return configured;
+        }
+
+        return ReaperSettingsReader.TryParseCount(metadataValue, out var max) ? max : null;
+    }
 
     /// <summary><c>Reaper:Transport</c>: socket scheduling, read at start only.</summary>
     public TransportSettings Transport { get; init; } = TransportSettings.Default;

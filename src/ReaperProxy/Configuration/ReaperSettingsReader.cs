@@ -9,7 +9,11 @@ public static class ReaperSettingsReader
     /// <summary>The root section of the reaper's own settings.</summary>
     public const string SectionName = "Reaper";
 
-    private static readonly string[] s_reaperKeys = ["AdminUrls", "ConfigFile", "Drain", "Heartbeat", "Policies", "LogFormat", "MaxConnections", "Transport"];
+    private static readonly string[] s_reaperKeys = ["AdminToken", "AdminTokenFile", "AdminUrls", "ConfigFile", "Drain", "Heartbeat", "Limits", "Policies", "LogFormat", "MaxConnections", "Transport"];
+    private static readonly string[] s_limitsKeys = ["RequestHeadersTimeout", "KeepAliveTimeout", "MaxRequestHeadersTotalSize", "MaxRequestHeaderCount", "MaxUpgradesInProgress"];
+
+    // Kestrel's own keys for what Reaper:Limits sets: the proxy's setting would silently win over them.
+    private static readonly string[] s_kestrelLimitKeys = ["RequestHeadersTimeout", "KeepAliveTimeout", "MaxRequestHeadersTotalSize", "MaxRequestHeaderCount"];
     private static readonly string[] s_transportKeys = ["InlineScheduling", "InlineSocketCompletions"];
     private static readonly string[] s_drainKeys = ["Period"];
     private static readonly string[] s_policyKeys = ["Mode", "Legs", "PingInterval", "PongTimeout", "CloseTimeout", "IdleTimeout"];
@@ -43,6 +47,8 @@ public static class ReaperSettingsReader
         var maxConnections = ReadMaxConnections(reaper, problems);
         var drainPeriod = ReadDrainPeriod(reaper.GetSection("Drain"), problems);
         var transport = ReadTransport(reaper.GetSection("Transport"), problems);
+        var limits = ReadLimits(reaper.GetSection("Limits"), configuration.GetSection("Kestrel:Limits"), problems);
+        var (adminToken, adminTokenFile) = ReadAdminToken(reaper, problems);
         var defaultPolicy = ReadPolicy(reaper.GetSection("Heartbeat"), HeartbeatPolicy.Default, name: null, problems);
 
         var policies = new Dictionary<string, HeartbeatPolicy>(StringComparer.OrdinalIgnoreCase);
@@ -51,7 +57,8 @@ public static class ReaperSettingsReader
             policies[section.Key] = ReadPolicy(section, defaultPolicy, section.Key, problems);
         }
 
-        var routePolicies = ValidateProxySection(configuration.GetSection("ReverseProxy"), policies, problems);
+        var routeMaxConnections = new Dictionary<string, int?>(StringComparer.OrdinalIgnoreCase);
+        var routePolicies = ValidateProxySection(configuration.GetSection("ReverseProxy"), policies, routeMaxConnections, problems);
 
         errors = problems;
         return new ReaperSettings(
@@ -64,7 +71,133 @@ public static class ReaperSettingsReader
             drainPeriod)
         {
             Transport = transport,
+            Limits = limits,
+            AdminToken = adminToken,
+            AdminTokenFile = adminTokenFile,
+            RouteMaxConnections = routeMaxConnections,
         };
+    }
+
+    /// <summary>A positive whole number (no sign, no separators), as the count settings take.</summary>
+    public static bool TryParseCount(string? text, out int value) =>
+        int.TryParse(text?.Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out value) && value > 0;
+
+    private static LimitsSettings ReadLimits(IConfigurationSection section, IConfigurationSection kestrelLimits, List<ConfigError> problems)
+    {
+        foreach (var child in section.GetChildren())
+        {
+            if (!s_limitsKeys.Contains(child.Key, StringComparer.OrdinalIgnoreCase))
+            {
+                problems.Add(new(child.Path, $"unknown setting '{child.Key}' (known: {string.Join(", ", s_limitsKeys)})"));
+            }
+        }
+
+        foreach (var key in s_kestrelLimitKeys)
+        {
+            if (kestrelLimits[key] is not null)
+            {
+                problems.Add(new($"{kestrelLimits.Path}:{key}", $"set {section.Path}:{key} instead: ReaperProxy sets this Kestrel limit from there (default {Describe(key)})"));
+            }
+        }
+
+        var defaults = LimitsSettings.Default;
+        return new LimitsSettings(
+            ReadDuration(section, "RequestHeadersTimeout", defaults.RequestHeadersTimeout, problems),
+            ReadDuration(section, "KeepAliveTimeout", defaults.KeepAliveTimeout, problems),
+            ReadCount(section, "MaxRequestHeadersTotalSize", defaults.MaxRequestHeadersTotalSize, "bytes", problems),
+            ReadCount(section, "MaxRequestHeaderCount", defaults.MaxRequestHeaderCount, "headers", problems),
+            ReadCount(section, "MaxUpgradesInProgress", defaults.MaxUpgradesInProgress, "WebSocket requests", problems));
+
+        static string Describe(string key) => key switch
+        {
+            "RequestHeadersTimeout" => Duration.Format(LimitsSettings.Default.RequestHeadersTimeout),
+            "KeepAliveTimeout" => Duration.Format(LimitsSettings.Default.KeepAliveTimeout),
+            "MaxRequestHeadersTotalSize" => LimitsSettings.Default.MaxRequestHeadersTotalSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            _ => LimitsSettings.Default.MaxRequestHeaderCount.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+    }
+
+    private static int ReadCount(IConfigurationSection section, string key, int fallback, string unit, List<ConfigError> problems)
+    {
+        var text = section[key];
+        if (text is null)
+        {
+            return fallback;
+        }
+
+        if (TryParseCount(text, out var value))
+        {
+            return value;
+        }
+
+        problems.Add(new($"{section.Path}:{key}", $"'{text}' is not a positive whole number of {unit}"));
+        return fallback;
+    }
+
+    // Reaper:AdminToken or Reaper:AdminTokenFile (one of them): a bearer token for the admin listener.
+    private static (string? Token, string? File) ReadAdminToken(IConfigurationSection reaper, List<ConfigError> problems)
+    {
+        var token = reaper["AdminToken"];
+        var file = reaper["AdminTokenFile"];
+        token = string.IsNullOrEmpty(token) ? null : token;
+        file = string.IsNullOrWhiteSpace(file) ? null : file.Trim();
+        if (token is not null && file is not null)
+        {
+            problems.Add(new($"{SectionName}:AdminTokenFile", "set AdminToken or AdminTokenFile, not both"));
+            return (null, null);
+        }
+
+        if (token is not null)
+        {
+            if (ValidateAdminToken(token) is { } error)
+            {
+                problems.Add(new($"{SectionName}:AdminToken", error));
+                return (null, null);
+            }
+
+            return (token, null);
+        }
+
+        if (file is not null)
+        {
+            string text;
+            try
+            {
+                text = System.IO.File.ReadAllText(file);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+            {
+                problems.Add(new($"{SectionName}:AdminTokenFile", $"cannot read '{file}': {ex.Message}"));
+                return (null, null);
+            }
+
+            if (ValidateAdminToken(text.Trim()) is { } error)
+            {
+                problems.Add(new($"{SectionName}:AdminTokenFile", $"'{file}': {error}"));
+                return (null, null);
+            }
+        }
+
+        return (null, file);
+    }
+
+    /// <summary>Why a token (already trimmed, for a file) is unusable, or null.</summary>
+    public static string? ValidateAdminToken(string token)
+    {
+        if (token.Length < ReaperSettings.MinAdminTokenLength)
+        {
+            return $"the token has {token.Length} characters; use at least {ReaperSettings.MinAdminTokenLength} (e.g. `openssl rand -hex 32`)";
+        }
+
+        foreach (var c in token)
+        {
+            if (c <= ' ' || c > '~')
+            {
+                return "the token must be printable ASCII without spaces (it is sent in an Authorization header)";
+            }
+        }
+
+        return null;
     }
 
     private static TransportSettings ReadTransport(IConfigurationSection section, List<ConfigError> problems)
@@ -255,6 +388,7 @@ public static class ReaperSettingsReader
     private static Dictionary<string, string?> ValidateProxySection(
         IConfigurationSection proxy,
         Dictionary<string, HeartbeatPolicy> policies,
+        Dictionary<string, int?> routeMaxConnections,
         List<ConfigError> problems)
     {
         var clusters = proxy.GetSection("Clusters").GetChildren().ToList();
@@ -289,6 +423,23 @@ public static class ReaperSettingsReader
             }
 
             routePolicies[route.Key] = string.IsNullOrEmpty(policyName) ? null : policyName;
+
+            var maxText = route[$"Metadata:{ReaperSettings.MaxConnectionsMetadataKey}"];
+            int? routeMax = null;
+            if (!string.IsNullOrEmpty(maxText))
+            {
+                if (TryParseCount(maxText, out var max))
+                {
+                    routeMax = max;
+                }
+                else
+                {
+                    problems.Add(new($"{route.Path}:Metadata:{ReaperSettings.MaxConnectionsMetadataKey}",
+                        $"'{maxText}' is not a positive whole number of WebSockets (leave it out for no cap beyond Reaper:MaxConnections)"));
+                }
+            }
+
+            routeMaxConnections[route.Key] = routeMax;
         }
 
         foreach (var cluster in clusters)

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Configuration.CommandLine;
 using Microsoft.Extensions.Configuration.EnvironmentVariables;
 using Microsoft.Extensions.Configuration.Json;
 using ReaperProxy.Admin;
+using ReaperProxy.Admission;
 using ReaperProxy.Configuration;
 using ReaperProxy.Metrics;
 using Yarp.ReverseProxy.Configuration;
@@ -68,7 +69,7 @@ public sealed class ReaperHost : IAsyncDisposable
         }
 
         var settings = proxy.Services.GetRequiredService<ReaperSettingsMonitor>().Current;
-        var admin = AdminApplication.Build(proxy, settings.AdminUrls);
+        var admin = AdminApplication.Build(proxy, settings);
         return new ReaperHost(proxy, admin, settings);
     }
 
@@ -122,6 +123,7 @@ public sealed class ReaperHost : IAsyncDisposable
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
         await Admin.StartAsync(cancellationToken);
+        Proxy.Services.GetRequiredService<AdminAccess>().WarnIfExposed(AdminAddresses);
         await Proxy.StartAsync(cancellationToken);
         Proxy.Services.GetRequiredService<ReadinessState>().MarkReady();
     }
@@ -213,6 +215,7 @@ public sealed class ReaperHost : IAsyncDisposable
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = ShutdownBound(settings) + s_shutdownMargin);
 
         ConfigureTransport(builder, settings.Transport);
+        ConfigureLimits(builder.WebHost, settings.Limits);
         ConfigureLogging(builder, settings.LogFormat);
         builder.Services.AddSingleton(reporter);
         builder.Services.AddSingleton(_ => monitor);
@@ -236,7 +239,10 @@ public sealed class ReaperHost : IAsyncDisposable
 
         var app = builder.Build();
         reporter.Attach(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ReaperProxy.Configuration"));
-        app.Services.GetRequiredService<ReaperMetrics>().Observe(reporter);
+        var metrics = app.Services.GetRequiredService<ReaperMetrics>();
+        metrics.Observe(reporter);
+        var upgrades = app.Services.GetRequiredService<UpgradeLimiter>().Limiter;
+        metrics.ObserveUpgradesInProgress(() => upgrades.Open);
 
         var proxyErrors = ValidateProxyConfig(app.Services);
         if (proxyErrors.Count > 0)
@@ -261,6 +267,13 @@ public sealed class ReaperHost : IAsyncDisposable
             Environment.SetEnvironmentVariable(InlineSocketCompletionsVariable, "1");
         }
     }
+
+    /// <summary>
+    /// Reaper:Limits onto Kestrel, for the public listener and the admin one alike. Read at start:
+    /// Kestrel takes its limits when it binds. (The upgrades-in-progress cap is the proxy's own and live.)
+    /// </summary>
+    private static void ConfigureLimits(IWebHostBuilder webHost, LimitsSettings limits) =>
+        webHost.ConfigureKestrel(o => limits.ApplyTo(o.Limits));
 
     private static void ConfigureLogging(WebApplicationBuilder builder, LogFormat format)
     {

@@ -42,8 +42,12 @@ public static class ReaperServiceCollectionExtensions
         services.TryAddSingleton<ConnectionRegistry>();
         services.TryAddSingleton<ConnectionDrain>();
         services.TryAddSingleton<ConnectionLimiter>();
+        services.TryAddSingleton<UpgradeLimiter>();
+        services.TryAddSingleton<RouteLimiters>();
         services.TryAddSingleton<ReaperMetrics>();
         services.AddSingleton<IAdminEndpoints, ConnectionListEndpoint>();
+        services.TryAddSingleton(sp => new AdminAccess(
+            sp.GetRequiredService<ReaperSettingsMonitor>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("ReaperProxy.Admin")));
         services.TryAddSingleton<HeartbeatScheduler>();
         services.AddHostedService(sp => sp.GetRequiredService<HeartbeatScheduler>());
         services.TryAddSingleton<ReaperSettingsMonitor>();

@@ -29,10 +29,11 @@ internal sealed class ReaperMetrics
     private readonly Counter<long> _reloads;
     private readonly Counter<long> _refused;
     private readonly Counter<long> _rejected;
+    private readonly Meter _meter;
 
     public ReaperMetrics(IMeterFactory meterFactory)
     {
-        var meter = meterFactory.Create(MeterName);
+        var meter = _meter = meterFactory.Create(MeterName);
         _active = meter.CreateUpDownCounter<long>("reaper.connections.active", "{connection}",
             "Proxied WebSockets open now under a heartbeat policy.");
         _opened = meter.CreateCounter<long>("reaper.connections.opened", "{connection}",
@@ -52,7 +53,7 @@ internal sealed class ReaperMetrics
             "Lifetime of proxied WebSockets, by the reason they ended.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = s_durationBuckets });
         _refused = meter.CreateCounter<long>("reaper.connections.refused", "{connection}",
-            "WebSockets refused with 503 before reaching a backend because Reaper:MaxConnections were open (every mode, Off included).");
+            "WebSockets refused with 503 before reaching a backend: Reaper:MaxConnections were open (limit), the route's ReaperMaxConnections were (route_limit), Reaper:Limits:MaxUpgradesInProgress upgrades were waiting (upgrade_limit), or the proxy was draining (shutdown).");
         _rejected = meter.CreateCounter<long>("reaper.upgrades.rejected", "{request}",
             "Requests that asked for a WebSocket with a malformed handshake, answered 400 before any backend was contacted, by what was wrong.");
         _reloads = meter.CreateCounter<long>("reaper.config.reloads", "{reload}",
@@ -65,6 +66,11 @@ internal sealed class ReaperMetrics
         reporter.ReloadApplied += () => _reloads.Add(1, new KeyValuePair<string, object?>("result", "applied"));
         reporter.ReloadRejected += () => _reloads.Add(1, new KeyValuePair<string, object?>("result", "rejected"));
     }
+
+    /// <summary>Exports <c>reaper.upgrades.in_progress</c>: WebSocket requests admitted and waiting for the backend's answer.</summary>
+    public void ObserveUpgradesInProgress(Func<int> read) =>
+        _meter.CreateObservableUpDownCounter("reaper.upgrades.in_progress", () => (long)read(), "{request}",
+            "WebSocket requests admitted whose backend has not answered the upgrade yet (capped by Reaper:Limits:MaxUpgradesInProgress).");
 
     public void Opened(string route, string cluster, string protocol)
     {
@@ -92,7 +98,7 @@ internal sealed class ReaperMetrics
     public void ZombieObserved(string route, string cluster, string leg, string reason) =>
         _observed.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "leg", leg }, { "reason", reason } });
 
-    /// <summary><paramref name="reason"/>: <c>limit</c> (MaxConnections open) or <c>shutdown</c> (the proxy is draining).</summary>
+    /// <summary><paramref name="reason"/>: <c>limit</c> (MaxConnections open), <c>route_limit</c> (the route's cap), <c>upgrade_limit</c> (MaxUpgradesInProgress) or <c>shutdown</c> (the proxy is draining).</summary>
     public void Refused(string route, string cluster, string reason = "limit") =>
         _refused.Add(1, new TagList { { "route", route }, { "cluster", cluster }, { "reason", reason } });
 

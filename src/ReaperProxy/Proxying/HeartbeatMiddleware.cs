@@ -23,13 +23,17 @@ internal sealed class HeartbeatMiddleware
     private readonly ILogger _logger;
     private readonly ReaperMetrics _metrics;
     private readonly ConnectionLimiter _limiter;
+    private readonly UpgradeLimiter _upgrades;
+    private readonly RouteLimiters _routeLimiters;
     private readonly ConnectionDrain _drain;
     private readonly LogThrottle _badRequests;
 
-    public HeartbeatMiddleware(RequestDelegate next, ConnectionRegistry registry, ConnectionLimiter limiter, ConnectionDrain drain, ReaperSettingsMonitor settings, TimeProvider time, ILoggerFactory loggerFactory, ReaperMetrics metrics)
+    public HeartbeatMiddleware(RequestDelegate next, ConnectionRegistry registry, ConnectionLimiter limiter, UpgradeLimiter upgrades, RouteLimiters routeLimiters, ConnectionDrain drain, ReaperSettingsMonitor settings, TimeProvider time, ILoggerFactory loggerFactory, ReaperMetrics metrics)
     {
         _drain = drain;
         _limiter = limiter;
+        _upgrades = upgrades;
+        _routeLimiters = routeLimiters;
         _metrics = metrics;
         _next = next;
         _registry = registry;
@@ -70,14 +74,52 @@ internal sealed class HeartbeatMiddleware
             return WriteServiceUnavailableAsync(context, "ReaperProxy: shutting down; retry (another replica takes it).\n");
         }
 
-        if (!_limiter.TryEnter(max))
+        // Cheapest refusal first; each refusal gives back what was taken before it. All before any backend is contacted.
+        var routeId = route.RouteId;
+        var clusterId = proxy.Cluster.Config.ClusterId;
+        var maxUpgrades = settings.Limits.MaxUpgradesInProgress;
+        if (!_upgrades.Limiter.TryEnter(maxUpgrades))
         {
-            return RefuseAsync(context, route.RouteId, proxy.Cluster.Config.ClusterId, max);
+            _metrics.Refused(routeId, clusterId, "upgrade_limit");
+            if (_upgrades.Limiter.ShouldLog(out var refusedUpgrades))
+            {
+                Relay.Log.RefusedUpgrades(_logger, refusedUpgrades, routeId, RelayConnection.ClientAddressOf(context), maxUpgrades);
+            }
+
+            return WriteServiceUnavailableAsync(context, "ReaperProxy: too many WebSocket upgrades in progress (Reaper:Limits:MaxUpgradesInProgress); retry later.\n");
         }
 
-        // From here the admitted slot is released by PassThroughAsync or RelayAsync, or below if neither starts.
+        ConnectionLimiter? routeLimiter = null;
+        if (settings.MaxConnectionsForRoute(routeId, route.Metadata?.GetValueOrDefault(ReaperSettings.MaxConnectionsMetadataKey)) is { } routeMax)
+        {
+            routeLimiter = _routeLimiters.For(routeId);
+            if (!routeLimiter.TryEnter(routeMax))
+            {
+                _upgrades.Limiter.Exit();
+                _metrics.Refused(routeId, clusterId, "route_limit");
+                if (routeLimiter.ShouldLog(out var refusedOnRoute))
+                {
+                    Relay.Log.RefusedOnRoute(_logger, refusedOnRoute, routeId, RelayConnection.ClientAddressOf(context), routeLimiter.Open, routeMax);
+                }
+
+                return WriteServiceUnavailableAsync(context, "ReaperProxy: too many WebSockets open on this route (route metadata ReaperMaxConnections); retry later.\n");
+            }
+        }
+
+        if (!_limiter.TryEnter(max))
+        {
+            routeLimiter?.Exit();
+            _upgrades.Limiter.Exit();
+            return RefuseAsync(context, routeId, clusterId, max);
+        }
+
+        // From here the slots are released by PassThroughAsync or RelayAsync, or below if neither starts.
+        var ticket = new AdmissionTicket(_limiter, routeLimiter, _upgrades.Limiter);
         try
         {
+            // The upgrade is no longer in progress once the response starts: 101 or 200 from the backend, or an error.
+            context.Response.OnStarting(AdmissionTicket.OnResponseStarting, ticket);
+
             // A WebSocket's whole lifetime would otherwise land in http.server.request.duration (Off routes too).
             if (context.Features.Get<IHttpMetricsTagsFeature>() is { } metricsTags)
             {
@@ -85,20 +127,20 @@ internal sealed class HeartbeatMiddleware
             }
 
             var policyName = route.Metadata?.GetValueOrDefault(ReaperSettings.PolicyMetadataKey);
-            var policy = settings.PolicyForRoute(route.RouteId, policyName);
+            var policy = settings.PolicyForRoute(routeId, policyName);
             return policy.Mode == HeartbeatMode.Off
-                ? PassThroughAsync(context)
-                : RelayAsync(context, upgrade, connect, isH1WebSocket, route.RouteId, proxy.Cluster.Config.ClusterId, policyName);
+                ? PassThroughAsync(context, ticket)
+                : RelayAsync(context, ticket, upgrade, connect, isH1WebSocket, routeId, clusterId, policyName);
         }
         catch
         {
-            _limiter.Exit();
+            ticket.Release();
             throw;
         }
     }
 
     // Plain pass-through; the drain can only end it (no Close can be put into its bytes).
-    private async Task PassThroughAsync(HttpContext context)
+    private async Task PassThroughAsync(HttpContext context, AdmissionTicket ticket)
     {
         try
         {
@@ -107,11 +149,11 @@ internal sealed class HeartbeatMiddleware
         }
         finally
         {
-            _limiter.Exit();
+            ticket.Release();
         }
     }
 
-    private async Task RelayAsync(HttpContext context, IHttpUpgradeFeature? upgrade, IHttpExtendedConnectFeature? connect, bool isH1WebSocket, string routeId, string clusterId, string? policyName)
+    private async Task RelayAsync(HttpContext context, AdmissionTicket ticket, IHttpUpgradeFeature? upgrade, IHttpExtendedConnectFeature? connect, bool isH1WebSocket, string routeId, string clusterId, string? policyName)
     {
         RelayConnection? connection = null;
         try
@@ -153,7 +195,7 @@ internal sealed class HeartbeatMiddleware
                 Relay.Log.ConnectionClosed(_logger, connection.Id, connection.RouteId, connection.Reason.ToTag(), Math.Round(_time.GetElapsedTime(connection.OpenedAt).TotalSeconds, 3));
             }
 
-            _limiter.Exit();
+            ticket.Release();
         }
     }
 

@@ -74,4 +74,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 2018, EventName = "BadWebSocketRequest", Level = LogLevel.Warning,
         Message = "Refused {Refused} malformed WebSocket request(s) with 400 before any backend was contacted, since the last such line (latest: route {Route}, client {Client}: {Problem}); at most one such line every 10 s")]
     public static partial void BadRequest(ILogger logger, long refused, string route, string client, string problem);
+
+    [LoggerMessage(EventId = 2020, EventName = "ConnectionRefusedOnRoute", Level = LogLevel.Warning,
+        Message = "Refused {Refused} WebSocket(s) on route {Route} with 503 since the last such line for it (latest: client {Client}): {Open} are open and the route's ReaperMaxConnections is {Max}; at most one such line every 10 s per route")]
+    public static partial void RefusedOnRoute(ILogger logger, long refused, string route, string client, int open, int max);
+
+    [LoggerMessage(EventId = 2019, EventName = "UpgradesRefused", Level = LogLevel.Warning,
+        Message = "Refused {Refused} WebSocket request(s) with 503 since the last such line (latest: route {Route}, client {Client}): Reaper:Limits:MaxUpgradesInProgress ({Max}) upgrades are waiting for their backends; at most one such line every 10 s")]
+    public static partial void RefusedUpgrades(ILogger logger, long refused, string route, string client, int max);
 }

@@ -99,6 +99,20 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
     /// <summary>Whether the upgrade completed and the relay is running.</summary>
     public bool IsAttached => _inner is not null;
 
+    /// <summary>The most bytes of a partial header or control frame the relay holds for one direction.</summary>
+    /// <remarks>
+    /// A control frame's length has no extended form (RFC 6455 §5.5: at most 125 bytes of payload), so the
+    /// largest one on the wire is 2 + 4 (mask) + 125 = 131 bytes, and the largest header 14 bytes. The scanner
+    /// holds only an incomplete one of those, and a complete one is acted on as its last byte arrives, so at
+    /// most 130 bytes wait in a direction however the peer trickles them. The arrays they wait in are fixed
+    /// (<see cref="FrameHeader.MaxControlFrame"/> bytes toward the backend, twice that toward the client,
+    /// where a held unit is completed in place), created on first need and never grown.
+    /// </remarks>
+    public const int MaxHeldPerDirection = 2 + 4 + FrameHeader.MaxControlPayload - 1;
+
+    /// <summary>Bytes of partial headers or control frames held now, both directions (at most 2 × <see cref="MaxHeldPerDirection"/>).</summary>
+    public int HeldBytes => Volatile.Read(ref _c2bHeldCount) + Volatile.Read(ref _b2cHeldCount);
+
     /// <summary>The policy in force now (re-resolved at each tick after a reload).</summary>
     public HeartbeatPolicy Policy => _policy;
 

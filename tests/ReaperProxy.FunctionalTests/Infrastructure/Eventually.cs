@@ -9,7 +9,11 @@ public static class Eventually
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>Polls <paramref name="condition"/> until it holds; fails the test after <paramref name="timeout"/>.</summary>
-    public static async Task UntilAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null)
+    /// <param name="condition">What must become true.</param>
+    /// <param name="what">Named in the failure.</param>
+    /// <param name="timeout">The bound (default <see cref="DefaultTimeout"/>).</param>
+    /// <param name="poll">Between checks (default 50 ms); shorter for a test that waits for many small steps.</param>
+    public static async Task UntilAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null, TimeSpan? poll = null)
     {
         var bound = timeout ?? DefaultTimeout;
         var clock = Stopwatch.StartNew();
@@ -33,13 +37,13 @@ public static class Eventually
                 Assert.Fail($"Timed out after {bound.TotalSeconds:0.#} s waiting for {what}." + (last is null ? string.Empty : $" Last error: {last.Message}"));
             }
 
-            await Task.Delay(50);
+            await Task.Delay(poll ?? TimeSpan.FromMilliseconds(50));
         }
     }
 
     /// <summary>Polls a synchronous condition.</summary>
-    public static Task UntilAsync(Func<bool> condition, string what, TimeSpan? timeout = null) =>
-        UntilAsync(() => Task.FromResult(condition()), what, timeout);
+    public static Task UntilAsync(Func<bool> condition, string what, TimeSpan? timeout = null, TimeSpan? poll = null) =>
+        UntilAsync(() => Task.FromResult(condition()), what, timeout, poll);
 
     /// <summary>A token that cancels after <paramref name="timeout"/> (default 10 s), for single awaited operations.</summary>
     public static CancellationToken Within(TimeSpan? timeout = null) => new CancellationTokenSource(timeout ?? DefaultTimeout).Token;

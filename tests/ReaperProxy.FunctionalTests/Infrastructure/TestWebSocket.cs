@@ -50,6 +50,19 @@ public sealed class TestWebSocket : IAsyncDisposable
         return new TestWebSocket(socket, invoker);
     }
 
+    /// <summary>Asserts that a WebSocket to <paramref name="uri"/> is refused with 503 and <c>Retry-After: 5</c> (the proxy's admission refusals).</summary>
+    public static async Task AssertRefusedWith503Async(Uri uri, Version version)
+    {
+        using var socket = new ClientWebSocket();
+        socket.Options.HttpVersion = version;
+        socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        socket.Options.CollectHttpResponseDetails = true;
+        using var invoker = new HttpMessageInvoker(TestClients.Handler());
+        await Xunit.Assert.ThrowsAsync<WebSocketException>(() => socket.ConnectAsync(uri, invoker, Eventually.Within()));
+        Xunit.Assert.Equal(HttpStatusCode.ServiceUnavailable, socket.HttpStatusCode);
+        Xunit.Assert.Equal("5", Xunit.Assert.Single(socket.HttpResponseHeaders!["Retry-After"]));
+    }
+
     /// <summary>Sends one text message.</summary>
     public Task SendTextAsync(string text) =>
         Socket.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, endOfMessage: true, Eventually.Within());

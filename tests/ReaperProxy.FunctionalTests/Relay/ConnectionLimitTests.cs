@@ -33,9 +33,9 @@ public sealed class ConnectionLimitTests(ITestOutputHelper output)
         Assert.Equal("b", await plain.EchoAsync("b"));
         var backendRequests = fixture.Backend.Requests.Count;
 
-        await AssertRefusedAsync(fixture.Ws("/record"), HttpVersion.Version11);
-        await AssertRefusedAsync(fixture.Ws("/echo"), HttpVersion.Version11);
-        await AssertRefusedAsync(fixture.Ws("/record", h2c: true), HttpVersion.Version20);
+        await TestWebSocket.AssertRefusedWith503Async(fixture.Ws("/record"), HttpVersion.Version11);
+        await TestWebSocket.AssertRefusedWith503Async(fixture.Ws("/echo"), HttpVersion.Version11);
+        await TestWebSocket.AssertRefusedWith503Async(fixture.Ws("/record", h2c: true), HttpVersion.Version20);
 
         // Refused before YARP contacted the backend.
         Assert.Equal(backendRequests, fixture.Backend.Requests.Count);
@@ -69,24 +69,12 @@ public sealed class ConnectionLimitTests(ITestOutputHelper output)
     {
         await using var fixture = await RelayFixture.StartAsync(output, Heartbeat.Fast, configure: config => config.Set("Reaper:MaxConnections", 1));
         await using var first = await TestWebSocket.ConnectHttp1Async(fixture.Ws("/echo"));
-        await AssertRefusedAsync(fixture.Ws("/echo"), HttpVersion.Version11);
+        await TestWebSocket.AssertRefusedWith503Async(fixture.Ws("/echo"), HttpVersion.Version11);
 
         Assert.Equal(ReloadOutcome.Applied, await fixture.Proxy.ReloadAsync(fixture.Config.Clone().Set("Reaper:MaxConnections", 2)));
         await using var second = await TestWebSocket.ConnectHttp1Async(fixture.Ws("/echo"));
         Assert.Equal("x", await second.EchoAsync("x"));
         Assert.Equal("y", await first.EchoAsync("y"));
-    }
-
-    private static async Task AssertRefusedAsync(Uri uri, Version version)
-    {
-        using var socket = new ClientWebSocket();
-        socket.Options.HttpVersion = version;
-        socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
-        socket.Options.CollectHttpResponseDetails = true;
-        using var invoker = new HttpMessageInvoker(TestClients.Handler());
-        await Assert.ThrowsAsync<WebSocketException>(() => socket.ConnectAsync(uri, invoker, Eventually.Within()));
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, socket.HttpStatusCode);
-        Assert.Equal("5", Assert.Single(socket.HttpResponseHeaders!["Retry-After"]));
     }
 
     private static async Task<TestWebSocket?> TryConnectAsync(Uri uri)
