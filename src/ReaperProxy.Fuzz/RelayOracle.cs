@@ -21,16 +21,16 @@ internal static class RelayOracle
 
     public static void Check(RelayObservation run)
     {
-        var c2bModel = WireModel.Read(run.ClientSent, stopAfterClose: true);
-        var b2cModel = WireModel.Read(run.BackendSent, stopAfterClose: true);
+        var c2bModel = WireModel.Read(run.ClientSent, stopAfterClose: true, masked: true);
+        var b2cModel = WireModel.Read(run.BackendSent, stopAfterClose: true, masked: false);
 
         // Observe and Off stop parsing at a protocol error and pass everything through from there, both ways.
         var passThrough = run.Mode != HeartbeatMode.Enforce && (c2bModel.ErrorOffset is not null || b2cModel.ErrorOffset is not null);
         if (passThrough)
         {
             // Unparsed from some point on: a Close no longer ends what is forwarded.
-            c2bModel = WireModel.Read(run.ClientSent, stopAfterClose: false);
-            b2cModel = WireModel.Read(run.BackendSent, stopAfterClose: false);
+            c2bModel = WireModel.Read(run.ClientSent, stopAfterClose: false, masked: true);
+            b2cModel = WireModel.Read(run.BackendSent, stopAfterClose: false, masked: false);
         }
 
         var c2b = Match("client->backend", run.ClientSent, c2bModel, run.BackendReceived, toBackend: true, run.BackendTag, run.ClientTag,

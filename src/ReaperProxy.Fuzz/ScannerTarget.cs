@@ -174,6 +174,11 @@ internal static class ScannerTarget
         "64-bit length with the top bit set" => FrameError.LengthTopBitSet,
         "continuation without a message" => FrameError.UnexpectedContinuation,
         "new message inside an open one" => FrameError.ExpectedContinuation,
+        "unmasked client frame" => FrameError.UnmaskedClientFrame,
+        "masked server frame" => FrameError.MaskedServerFrame,
+        "close with a 1-byte payload" => FrameError.CloseOneBytePayload,
+        "close code no endpoint may send" => FrameError.InvalidCloseCode,
+        "close reason not UTF-8" => FrameError.InvalidCloseReason,
         _ => throw new ArgumentOutOfRangeException(nameof(error), error, "not a model error"),
     };
 

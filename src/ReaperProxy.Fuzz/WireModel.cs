@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Text;
 
 namespace ReaperProxy.Fuzz;
 
@@ -49,7 +50,13 @@ internal sealed class WireModel
     /// <summary>Reading stopped after a complete Close (with <c>stopAfterClose</c>).</summary>
     public bool Closed { get; }
 
-    public static WireModel Read(ReadOnlySpan<byte> bytes, bool stopAfterClose)
+    /// <param name="bytes">The stream, from its first byte.</param>
+    /// <param name="stopAfterClose">Stop reading after the first complete, valid Close.</param>
+    /// <param name="masked">
+    /// What §5.1 asks of the sender: true for a client (every frame masked), false for a server (none),
+    /// null to read the stream without judging it (what a receiver got, which may hold passed-through bytes).
+    /// </param>
+    public static WireModel Read(ReadOnlySpan<byte> bytes, bool stopAfterClose, bool? masked = null)
     {
         var frames = new List<ModelFrame>();
         var messageOpen = false;
@@ -77,7 +84,7 @@ internal sealed class WireModel
                 break;
             }
 
-            var masked = (rest[1] & 0x80) != 0;
+            var isMasked = (rest[1] & 0x80) != 0;
             var len7 = rest[1] & 0x7F;
             if (control && len7 > 125)
             {
@@ -90,11 +97,16 @@ internal sealed class WireModel
                 return new WireModel(frames, pos, "64-bit length with the top bit set", false);
             }
 
-            var headerLength = 2 + lengthBytes + (masked ? 4 : 0);
+            var headerLength = 2 + lengthBytes + (isMasked ? 4 : 0);
             if (rest.Length < headerLength)
             {
-                frames.Add(new ModelFrame(pos, rest.Length, 0, fin, opcode, masked, -1, false, []));
+                frames.Add(new ModelFrame(pos, rest.Length, 0, fin, opcode, isMasked, -1, false, []));
                 break;
+            }
+
+            if (masked is { } mustMask && isMasked != mustMask)
+            {
+                return new WireModel(frames, pos, mustMask ? "unmasked client frame" : "masked server frame", false);
             }
 
             long payloadLength = lengthBytes == 2 ? BinaryPrimitives.ReadUInt16BigEndian(rest[2..])
@@ -113,13 +125,19 @@ internal sealed class WireModel
             var available = rest.Length - headerLength;
             if (available < payloadLength)
             {
-                frames.Add(new ModelFrame(pos, rest.Length, headerLength, fin, opcode, masked, payloadLength, false, []));
+                frames.Add(new ModelFrame(pos, rest.Length, headerLength, fin, opcode, isMasked, payloadLength, false, []));
                 break;
             }
 
             var length = headerLength + (int)payloadLength;
-            var payload = control ? Unmask(rest.Slice(headerLength, (int)payloadLength), masked ? rest.Slice(headerLength - 4, 4) : default) : [];
-            frames.Add(new ModelFrame(pos, length, headerLength, fin, opcode, masked, payloadLength, true, payload));
+            var payload = control ? Unmask(rest.Slice(headerLength, (int)payloadLength), isMasked ? rest.Slice(headerLength - 4, 4) : default) : [];
+            if (opcode == 8 && CloseProblem(payload) is { } problem)
+            {
+                // A Close the receiver cannot read is a protocol error (§5.5.1, §7.4.1, §8.1).
+                return new WireModel(frames, pos, problem, false);
+            }
+
+            frames.Add(new ModelFrame(pos, length, headerLength, fin, opcode, isMasked, payloadLength, true, payload));
             pos += length;
             if (stopAfterClose && opcode == 8)
             {
@@ -128,6 +146,38 @@ internal sealed class WireModel
         }
 
         return new WireModel(frames, null, null, false);
+    }
+
+    // RFC 6455 §5.5.1: a Close body is empty or a 2-byte status code then a UTF-8 reason; §7.4.1/§7.4.2:
+    // the codes an endpoint may put in a Close are 1000–1003, 1007–1011 and the later registered
+    // 1012–1014, and 3000–4999 for libraries and applications.
+    private static string? CloseProblem(byte[] payload)
+    {
+        if (payload.Length == 0)
+        {
+            return null;
+        }
+
+        if (payload.Length == 1)
+        {
+            return "close with a 1-byte payload";
+        }
+
+        var code = (payload[0] << 8) | payload[1];
+        if (!(code is >= 1000 and <= 1003 || code is >= 1007 and <= 1014 || code is >= 3000 and <= 4999))
+        {
+            return "close code no endpoint may send";
+        }
+
+        try
+        {
+            _ = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetString(payload, 2, payload.Length - 2);
+            return null;
+        }
+        catch (DecoderFallbackException)
+        {
+            return "close reason not UTF-8";
+        }
     }
 
     private static byte[] Unmask(ReadOnlySpan<byte> payload, ReadOnlySpan<byte> key)

@@ -12,11 +12,8 @@ internal sealed partial class RelayConnection
     private FrameScanner _b2c;
     private byte[]? _b2cHeld;
     private int _b2cHeldCount;
+    private CancellationTokenSource? _writeCts;
     private CancellationToken _writeCallerToken;
-
-    // Completed when the client is reaped: a write toward it that is still pending is abandoned then
-    // (see AwaitWriteAsync). Made only once a write toward the client has had to wait.
-    private TaskCompletionSource? _clientReaped;
 
     // YARP is inside WriteAsync: it is not reading the backend meanwhile.
     private volatile bool _writing;
@@ -29,10 +26,9 @@ internal sealed partial class RelayConnection
         _writing = true;
         try
         {
-            // YARP's own token, unlinked: an idle connection keeps no token source for its writes. A write
-            // stuck toward a reaped client is abandoned through _clientReaped instead.
-            var token = cancellationToken;
-            _writeCallerToken = cancellationToken;
+            // Linked, so that a write stuck toward a reaped client can be cancelled (Terminate) without
+            // cancelling YARP's. Cancelled, not abandoned: the write may still hold its buffer.
+            var token = LinkedToken(ref _writeCts, ref _writeCallerToken, cancellationToken);
             var now = _time.GetTimestamp();
             Volatile.Write(ref _backend.LastHeard, now);
             var consumed = 0;
@@ -214,32 +210,11 @@ internal sealed partial class RelayConnection
         return AwaitWriteAsync(write);
     }
 
-    // A write toward the client that has to wait (the client is slow, or gone): it ends when the write
-    // completes, or when the client is reaped meanwhile, then as cancelled (WriteAsync abandons it). The
-    // abandoned write stays with Kestrel until the connection is aborted; nothing more is written to a
-    // reaped client, and Flush skips it.
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask AwaitWriteAsync(ValueTask write)
     {
-        var reaped = Volatile.Read(ref _clientReaped);
-        if (reaped is null)
-        {
-            reaped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            reaped = Interlocked.CompareExchange(ref _clientReaped, reaped, null) ?? reaped;
-        }
-
-        // Terminate marks the client dead before it completes the source, with a full fence between;
-        // the source was published (a full fence too) before this check, so one of the two sees the other.
-        var pending = write.AsTask();
-        if (!_client.Dead && await Task.WhenAny(pending, reaped.Task) == pending)
-        {
-            await pending;
-            EndPending(ref _client);
-            return;
-        }
-
-        _ = pending.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        throw new OperationCanceledException("The client was reaped while a write to it was pending.");
+        await write;
+        EndPending(ref _client);
     }
 
     // Sends what the heartbeat has for the client (a Close, else a ping) if the stream toward the
@@ -280,7 +255,7 @@ internal sealed partial class RelayConnection
 
         try
         {
-            await SendFramesForClientAsync(inner, _writeCallerToken);
+            await SendFramesForClientAsync(inner, _writeCts?.Token ?? CancellationToken.None);
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
         {

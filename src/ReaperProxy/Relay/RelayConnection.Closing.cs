@@ -171,10 +171,8 @@ internal sealed partial class RelayConnection
 
                 if (dead == Leg.Client)
                 {
-                    // A write stuck toward a dead client is abandoned (AwaitWriteAsync): the flag above
-                    // is published before the source is read.
-                    Interlocked.MemoryBarrier();
-                    Volatile.Read(ref _clientReaped)?.TrySetResult();
+                    // A write stuck toward a dead client is abandoned.
+                    _writeCts?.Cancel();
                 }
             }
 

@@ -248,17 +248,9 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
 
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
-    // Nothing is flushed toward a reaped client: a write to it may still be pending (abandoned, see AwaitWriteAsync).
-    public override void Flush()
-    {
-        if (!_client.Dead)
-        {
-            _inner?.Flush();
-        }
-    }
+    public override void Flush() => _inner?.Flush();
 
-    public override Task FlushAsync(CancellationToken cancellationToken) =>
-        _client.Dead ? Task.CompletedTask : _inner?.FlushAsync(cancellationToken) ?? Task.CompletedTask;
+    public override Task FlushAsync(CancellationToken cancellationToken) => _inner?.FlushAsync(cancellationToken) ?? Task.CompletedTask;
 
     public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
@@ -274,7 +266,7 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
 
     public override void SetLength(long value) => throw new NotSupportedException();
 
-    // YARP passes the same token to every read: one linked source for them (Dispose cancels it).
+    // YARP passes the same token to every read (and to every write): one linked source per direction.
     private static CancellationToken LinkedToken(ref CancellationTokenSource? source, ref CancellationToken linkedTo, CancellationToken callerToken)
     {
         if (source is null || (callerToken != linkedTo && callerToken.CanBeCanceled))
@@ -327,6 +319,7 @@ internal sealed partial class RelayConnection : Stream, IValueTaskSource<bool>
         if (disposing && Interlocked.Exchange(ref _disposeState, 1) == 0)
         {
             _readCts?.Cancel();
+            _writeCts?.Dispose();
             _finishCts.Dispose();
             TryEndInnerRead();
         }

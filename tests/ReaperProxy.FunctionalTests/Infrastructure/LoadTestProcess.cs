@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text;
 
 namespace ReaperProxy.FunctionalTests.Infrastructure;
 
@@ -12,8 +11,8 @@ namespace ReaperProxy.FunctionalTests.Infrastructure;
 public sealed class LoadTestProcess : IAsyncDisposable
 {
     private readonly Process _process;
-    private readonly StringBuilder _stdout = new();
-    private readonly StringBuilder _stderr = new();
+    private readonly OutputLines _stdout = new();
+    private readonly OutputLines _stderr = new();
     private readonly TaskCompletionSource<string> _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private LoadTestProcess(IEnumerable<string> args)
@@ -32,10 +31,10 @@ public sealed class LoadTestProcess : IAsyncDisposable
         }
 
         _process = new Process { StartInfo = start };
-        _process.OutputDataReceived += (_, e) => Append(_stdout, e.Data);
+        _process.OutputDataReceived += (_, e) => _stdout.Add(e.Data);
         _process.ErrorDataReceived += (_, e) =>
         {
-            Append(_stderr, e.Data);
+            _stderr.Add(e.Data);
             if (e.Data is { } line && line.StartsWith("backend listening on ", StringComparison.Ordinal))
             {
                 _listening.TrySetResult(line);
@@ -50,10 +49,10 @@ public sealed class LoadTestProcess : IAsyncDisposable
     public int Id => _process.Id;
 
     /// <summary>stdout so far.</summary>
-    public string StandardOutput => Read(_stdout);
+    public string StandardOutput => _stdout.ToString();
 
     /// <summary>stderr so far.</summary>
-    public string StandardError => Read(_stderr);
+    public string StandardError => _stderr.ToString();
 
     /// <summary>Runs <c>ReaperProxy.LoadTest ARGS</c> to its end; kills it after <paramref name="timeout"/> (then the exit code is -1).</summary>
     public static async Task<(int ExitCode, string StandardOutput, string StandardError)> RunAsync(IEnumerable<string> args, TimeSpan timeout)
@@ -113,24 +112,5 @@ public sealed class LoadTestProcess : IAsyncDisposable
     private static string Dotnet() =>
         Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
 
-    private static void Append(StringBuilder buffer, string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
 
-        lock (buffer)
-        {
-            buffer.Append(line).Append('\n');
-        }
-    }
-
-    private static string Read(StringBuilder buffer)
-    {
-        lock (buffer)
-        {
-            return buffer.ToString();
-        }
-    }
 }

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Reflection;
-using System.Text;
 
 namespace ReaperProxy.FunctionalTests.Infrastructure;
 
@@ -34,8 +33,8 @@ public sealed class ProxyProcess : IAsyncDisposable
 
     private static readonly Lazy<string> s_dllPath = new(FindDll);
     private readonly Process _process;
-    private readonly StringBuilder _stdout = new();
-    private readonly StringBuilder _stderr = new();
+    private readonly OutputLines _stdout = new();
+    private readonly OutputLines _stderr = new();
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly TaskCompletionSource<string> _banner = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -82,7 +81,7 @@ public sealed class ProxyProcess : IAsyncDisposable
                 return;
             }
 
-            Append(_stdout, e.Data);
+            _stdout.Add(e.Data);
             if (e.Data.Contains(RunningBanner, StringComparison.Ordinal))
             {
                 _banner.TrySetResult(e.Data);
@@ -92,7 +91,7 @@ public sealed class ProxyProcess : IAsyncDisposable
         {
             if (e.Data is not null)
             {
-                Append(_stderr, e.Data);
+                _stderr.Add(e.Data);
             }
         };
         _process.Start();
@@ -122,10 +121,10 @@ public sealed class ProxyProcess : IAsyncDisposable
     public Uri AdminUri { get; private set; } = null!;
 
     /// <summary>stdout so far.</summary>
-    public string StandardOutput => Read(_stdout);
+    public string StandardOutput => _stdout.ToString();
 
     /// <summary>stderr so far.</summary>
-    public string StandardError => Read(_stderr);
+    public string StandardError => _stderr.ToString();
 
     /// <summary>Runs ReaperProxy with <paramref name="args"/> until it exits; kills it after <paramref name="timeout"/>.</summary>
     public static async Task<ProcessResult> RunAsync(IEnumerable<string> args, TimeSpan? timeout = null)
@@ -246,21 +245,7 @@ public sealed class ProxyProcess : IAsyncDisposable
     private ProcessResult Result(bool timedOut) =>
         new(_process.HasExited ? _process.ExitCode : -1, StandardOutput, StandardError, _clock.Elapsed, timedOut);
 
-    private static void Append(StringBuilder buffer, string line)
-    {
-        lock (buffer)
-        {
-            buffer.Append(line).Append('\n');
-        }
-    }
 
-    private static string Read(StringBuilder buffer)
-    {
-        lock (buffer)
-        {
-            return buffer.ToString();
-        }
-    }
 
     private static string Between(string text, string start, string end)
     {

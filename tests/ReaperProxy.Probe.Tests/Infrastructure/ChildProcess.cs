@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using System.Text;
+using ReaperProxy.FunctionalTests.Infrastructure;
 
 namespace ReaperProxy.Probe.Tests.Infrastructure;
 
@@ -8,8 +8,8 @@ namespace ReaperProxy.Probe.Tests.Infrastructure;
 public sealed class ChildProcess : IAsyncDisposable
 {
     private readonly Process _process;
-    private readonly StringBuilder _stdout = new();
-    private readonly StringBuilder _stderr = new();
+    private readonly OutputLines _stdout = new();
+    private readonly OutputLines _stderr = new();
 
     private ChildProcess(string file, IEnumerable<string> args)
     {
@@ -27,8 +27,8 @@ public sealed class ChildProcess : IAsyncDisposable
         }
 
         _process = new Process { StartInfo = start };
-        _process.OutputDataReceived += (_, e) => Append(_stdout, e.Data);
-        _process.ErrorDataReceived += (_, e) => Append(_stderr, e.Data);
+        _process.OutputDataReceived += (_, e) => _stdout.Add(e.Data);
+        _process.ErrorDataReceived += (_, e) => _stderr.Add(e.Data);
         _process.Start();
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
@@ -37,9 +37,9 @@ public sealed class ChildProcess : IAsyncDisposable
     /// <summary>The built probe beside the tests (the project reference copies it here).</summary>
     public static string ProbeDll => Path.Combine(AppContext.BaseDirectory, "reaperproxy-probe.dll");
 
-    public string Stdout => Read(_stdout);
+    public string Stdout => _stdout.ToString();
 
-    public string Stderr => Read(_stderr);
+    public string Stderr => _stderr.ToString();
 
     public int ExitCode => _process.ExitCode;
 
@@ -119,26 +119,7 @@ public sealed class ChildProcess : IAsyncDisposable
         }
     }
 
-    private static void Append(StringBuilder buffer, string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
 
-        lock (buffer)
-        {
-            buffer.Append(line).Append('\n');
-        }
-    }
-
-    private static string Read(StringBuilder buffer)
-    {
-        lock (buffer)
-        {
-            return buffer.ToString();
-        }
-    }
 
     [DllImport("libc", SetLastError = true)]
 #pragma warning disable SA1300, IDE1006 // libc's name
