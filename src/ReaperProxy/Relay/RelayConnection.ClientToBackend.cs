@@ -326,10 +326,20 @@ internal sealed partial class RelayConnection
         if (_backend.CloseQueued)
         {
             var length = WriteQueuedClose(Leg.Backend, destination);
+            bool cancelWrite;
             lock (_gate)
             {
                 // It has reached the backend when YARP reads again.
                 _backend.CloseInFlight = true;
+                cancelWrite = _cancelWriteAfterBackendClose;
+                _cancelWriteAfterBackendClose = false;
+            }
+
+            if (cancelWrite && _writeCts is { } writes)
+            {
+                // The client was reaped with a write to it stuck (Terminate): the backend's Close is in YARP's
+                // hands now, so the write can go. Off this thread: cancellation runs Kestrel's and YARP's code.
+                ThreadPool.UnsafeQueueUserWorkItem(static cts => CancelQuietly(cts), writes, preferLocal: false);
             }
 
             return length;

@@ -25,6 +25,7 @@ internal sealed partial class RelayConnection
     private volatile bool _finishRequested;
     private bool _requestEnded;
     private CloseReason _reason;
+    private bool _cancelWriteAfterBackendClose;
 
     /// <summary><c>open</c>, <c>closing</c> (a closing handshake or a reap is under way) or <c>closed</c>.</summary>
     public string State => _requestEnded ? "closed" : _terminating || _closeDeadline != 0 || _finishRequested ? "closing" : "open";
@@ -169,11 +170,6 @@ internal sealed partial class RelayConnection
                     Of(dead).Socket?.ResetOnClose();
                 }
 
-                if (dead == Leg.Client)
-                {
-                    // A write stuck toward a dead client is abandoned.
-                    _writeCts?.Cancel();
-                }
             }
 
             foreach (var to in (ReadOnlySpan<Leg>)[Leg.Client, Leg.Backend])
@@ -183,6 +179,21 @@ internal sealed partial class RelayConnection
                 {
                     QueueCloseLocked(ref leg, code, text);
                     leg.AwaitingClose = !leg.CloseReceived && !leg.Broken;
+                }
+            }
+
+            if (deadLeg == Leg.Client)
+            {
+                // A write stuck toward a dead client is cancelled, but only once the backend has its Close:
+                // Kestrel may end the client's connection when a write to it is cancelled, and YARP would
+                // then end the backend's too, before the Close 1001 reached it (WriteFrameForBackend).
+                if (_backend.CloseQueued)
+                {
+                    _cancelWriteAfterBackendClose = true;
+                }
+                else
+                {
+                    _writeCts?.Cancel();
                 }
             }
 
@@ -333,18 +344,18 @@ internal sealed partial class RelayConnection
         }
 
         // Cancellation callbacks run YARP's code; never under our lock.
-        ThreadPool.UnsafeQueueUserWorkItem(static cts => Cancel(cts), _finishCts, preferLocal: false);
+        ThreadPool.UnsafeQueueUserWorkItem(static cts => CancelQuietly(cts), _finishCts, preferLocal: false);
+    }
 
-        static void Cancel(CancellationTokenSource cts)
+    private static void CancelQuietly(CancellationTokenSource cts)
+    {
+        try
         {
-            try
-            {
-                cts.Cancel();
-            }
-            catch (ObjectDisposedException)
-            {
-                // The request already ended.
-            }
+            cts.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The request already ended.
         }
     }
 
